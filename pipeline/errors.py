@@ -1,0 +1,40 @@
+"""The error hierarchy: one base class, a few subclasses whose messages name the file and the fix."""
+
+from __future__ import annotations
+
+
+class GnmError(Exception):
+    """Base class of every error GnM raises on purpose; the CLI prints it as one line."""
+
+
+class CorpusError(GnmError):
+    """A corpus declaration or data root is invalid."""
+
+
+class ScoreParseError(GnmError):
+    """A file could not be read into a canonical score (empty, truncated, malformed, unknown type)."""
+
+
+class ScoreValidationError(GnmError):
+    """A canonical score breaks one of its invariants (unsorted, negative, out-of-range pitch, gaps)."""
+
+
+class MeterError(GnmError):
+    """A bar's meter has no exact rule onto the supported meters; `reason` is `meter:<n/d>`."""
+
+    def __init__(self, meter: str, detail: str = "") -> None:
+        self.meter = meter
+        self.reason = f"meter:{meter}"
+        super().__init__(
+            f"meter {meter} has no decomposition rule onto the supported meters"
+            + (f" ({detail})" if detail else "")
+            + "; add a rule to the meter table in params.yaml or quarantine the piece"
+        )
+
+
+class TokenizeError(GnmError):
+    """A score cannot be encoded, or a token sequence is not valid Extended REMI."""
+
+
+class CheckpointError(GnmError):
+    """A checkpoint is missing, tampered with, or built for another vocabulary."""

@@ -1,0 +1,43 @@
+"""Readers: one module per format family; `read_scores` dispatches on the file extension."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.errors import ScoreParseError
+from pipeline.readers.midi_reader import read_midi
+from pipeline.readers.music21_reader import read_music21
+from pipeline.score import Score
+
+Reader = Callable[..., list[Score]]
+
+READERS: dict[str, Reader] = {
+    ".xml": read_music21,
+    ".musicxml": read_music21,
+    ".mxl": read_music21,
+    ".krn": read_music21,
+    ".abc": read_music21,
+    ".mid": read_midi,
+    ".midi": read_midi,
+}
+SUPPORTED_EXTENSIONS = tuple(sorted(READERS))
+
+
+def read_scores(path: str | Path, *, expand_repeats: bool = False) -> list[Score]:
+    """Read every score in `path` (a collection file gives several), raising ScoreParseError."""
+    path = Path(path)
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ScoreParseError(
+            f"{path}: unsupported file type '{path.suffix or '(none)'}' "
+            f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})"
+        )
+    if not path.is_file():
+        raise ScoreParseError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ScoreParseError(f"{path}: the file is empty")
+    return reader(path, expand_repeats=expand_repeats)
+
+
+__all__ = ["READERS", "SUPPORTED_EXTENSIONS", "read_scores"]

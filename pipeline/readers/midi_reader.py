@@ -1,0 +1,103 @@
+"""miditoolkit reader for Standard MIDI Files (.mid, .midi) with time-signature and tempo events.
+
+Onsets and durations become exact quarter-note fractions of the file's ticks per beat. Drum
+tracks are unpitched and dropped (counted); zero-length notes are dropped (counted). Bars follow
+the time-signature events: a change that falls inside a bar cuts that bar short, which meter
+normalisation then handles; a file without time signatures is read as 4/4 (counted).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+from pipeline.errors import ScoreParseError
+from pipeline.readers.common import DEFAULT_METER, make_bars, report_dict
+from pipeline.score import Meter, Note, Part, Score, ScoreMeta, TempoChange
+
+
+def read_midi(path: Path, *, expand_repeats: bool = False) -> list[Score]:
+    """Parse a MIDI file into one canonical score (`expand_repeats` has no meaning for MIDI)."""
+    from miditoolkit import MidiFile
+
+    try:
+        midi = MidiFile(str(path))
+    except Exception as exc:  # mido raises EOFError, OSError, ValueError, KeyError, ...
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ScoreParseError(f"{path}: not a readable MIDI file: {detail[:200]}") from exc
+    tpb = int(midi.ticks_per_beat)
+    if tpb <= 0:
+        raise ScoreParseError(f"{path}: MIDI header gives {tpb} ticks per beat (must be positive)")
+    counts: Counter[str] = Counter()
+    parts: list[Part] = []
+    notes: list[Note] = []
+    for index, instrument in enumerate(midi.instruments):
+        parts.append(Part(index, instrument.name or "", int(instrument.program), instrument.is_drum))
+        if instrument.is_drum:
+            counts["unpitched_dropped"] += len(instrument.notes)
+            continue
+        for n in instrument.notes:
+            if n.end <= n.start:
+                counts["zero_duration_dropped"] += 1
+                continue
+            if not 0 <= n.pitch <= 127:
+                counts["pitch_out_of_range_dropped"] += 1
+                continue
+            velocity = min(127, max(1, int(n.velocity)))
+            notes.append(
+                Note(Fraction(n.start, tpb), int(n.pitch), Fraction(n.end - n.start, tpb), velocity, index)
+            )
+    notes.sort()
+    if not parts:
+        parts.append(Part(0))
+    end = max((n.end for n in notes), default=Fraction(0))
+    raw_bars = _bars_from_signatures(midi, tpb, end, counts)
+    bars = make_bars(raw_bars, notes[-1].onset if notes else None, counts, pickup_from_next_meter=True)
+    tempos: dict[Fraction, float] = {}
+    for change in midi.tempo_changes:
+        if change.tempo > 0:
+            tempos[Fraction(int(change.time), tpb)] = float(change.tempo)
+    key = midi.key_signature_changes[0].key_name if midi.key_signature_changes else None
+    return [
+        Score(
+            meta=ScoreMeta(path.name, path.stem, "", str(path), None),
+            notes=tuple(notes),
+            bars=bars,
+            parts=tuple(parts),
+            tempos=tuple(TempoChange(t, bpm) for t, bpm in sorted(tempos.items())),
+            key=key,
+            report=report_dict(counts),
+        ).validate()
+    ]
+
+
+def _bars_from_signatures(
+    midi: object, tpb: int, end: Fraction, counts: Counter[str]
+) -> list[tuple[Fraction, Meter]]:
+    """(length, meter) of every bar implied by the time-signature events up to `end`."""
+    changes: list[tuple[Fraction, Meter]] = []
+    for ts in getattr(midi, "time_signature_changes", []):
+        if ts.numerator <= 0 or ts.denominator <= 0:
+            counts["invalid_time_signature_ignored"] += 1
+            continue
+        changes.append((Fraction(int(ts.time), tpb), Meter(int(ts.numerator), int(ts.denominator))))
+    changes.sort(key=lambda c: c[0])
+    if not changes or changes[0][0] > 0:
+        counts["default_meter"] += 1
+        changes.insert(0, (Fraction(0), DEFAULT_METER))
+    # Several events at one time: the last one wins.
+    dedup: dict[Fraction, Meter] = {}
+    for time, meter in changes:
+        dedup[time] = meter
+    ordered = sorted(dedup.items())
+    raw: list[tuple[Fraction, Meter]] = []
+    cursor = Fraction(0)
+    for i, (time, meter) in enumerate(ordered):
+        limit = ordered[i + 1][0] if i + 1 < len(ordered) else max(end, time + meter.length)
+        while cursor < limit:
+            # A change that falls inside a bar cuts that bar short at the change.
+            length = min(meter.length, limit - cursor) if i + 1 < len(ordered) else meter.length
+            raw.append((length, meter))
+            cursor += length
+    return raw

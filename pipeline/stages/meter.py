@@ -1,0 +1,215 @@
+"""Meter normalisation: every bar becomes one or more full bars of a supported meter.
+
+The supported meters are 2/4, 3/4, 4/4, 3/8 and 6/8. A declared rule table (params.yaml,
+section `meter`) maps every other meter onto a sequence of supported ones whose lengths add up
+exactly (5/4 -> 2/4 + 3/4). Absolute onsets never change except where this module says so and
+counts it:
+
+* a pickup (a first bar shorter than its meter) is right-aligned: it fills the shortest tail of
+  its meter's decomposition that holds it, and every note moves by `pickup_shift`;
+* an incomplete bar inside the piece (repeat halves, a short final bar) is re-expressed as the
+  supported meter (or rule) of exactly its length when there is one; otherwise the
+  `incomplete_bars` policy applies: `pad` fills it to a full bar of its meter with silence
+  (right-aligned when it completes a preceding incomplete bar, as the second half of a split bar
+  does, left-aligned otherwise) and moves every later note by the padding; `error` raises;
+* an overfull bar is cut into full bars of its meter plus a remainder treated as above.
+
+A meter with no rule raises `MeterError` naming it (`meter:<n/d>`): nothing is forced into 4/4.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Literal
+
+from pipeline.errors import MeterError
+from pipeline.score import Bar, Meter, Note, Score
+
+SUPPORTED_METERS: tuple[str, ...] = ("2/4", "3/4", "4/4", "3/8", "6/8")
+
+DEFAULT_RULES: Mapping[str, tuple[str, ...]] = {
+    "2/2": ("4/4",),
+    "4/2": ("4/4", "4/4"),
+    "3/2": ("3/4", "3/4"),
+    "6/4": ("3/4", "3/4"),
+    "5/4": ("2/4", "3/4"),
+    "7/4": ("4/4", "3/4"),
+    "9/4": ("3/4", "3/4", "3/4"),
+    "8/4": ("4/4", "4/4"),
+    "2/1": ("4/4", "4/4"),
+    "9/8": ("6/8", "3/8"),
+    "12/8": ("6/8", "6/8"),
+    "7/8": ("2/4", "3/8"),
+    "4/8": ("2/4",),
+    "8/8": ("4/4",),
+    "6/16": ("3/8",),
+    "12/16": ("6/8",),
+}
+
+IncompletePolicy = Literal["pad", "error"]
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    """Parameters of meter normalisation (params.yaml section `meter`)."""
+
+    supported: tuple[str, ...] = SUPPORTED_METERS
+    rules: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_RULES))
+    incomplete_bars: IncompletePolicy = "pad"
+
+    def __post_init__(self) -> None:
+        for text in self.supported:
+            Meter.parse(text)
+        for source, parts in self.rules.items():
+            total = sum((Meter.parse(p).length for p in parts), Fraction(0))
+            if total != Meter.parse(source).length:
+                raise ValueError(f"meter rule {source} -> {' + '.join(parts)} does not add up")
+            unsupported = [p for p in parts if p not in self.supported]
+            if unsupported:
+                raise ValueError(f"meter rule {source} uses unsupported meters {unsupported}")
+        if self.incomplete_bars not in ("pad", "error"):
+            raise ValueError(f"incomplete_bars must be 'pad' or 'error', not {self.incomplete_bars!r}")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, object]) -> MeterConfig:
+        """Build from a params.yaml section (`supported`, `rules`, `incomplete_bars`)."""
+        rules_raw = params.get("rules", DEFAULT_RULES)
+        assert isinstance(rules_raw, Mapping), "meter.rules must be a mapping"
+        rules = {str(k): tuple(str(p) for p in v) for k, v in rules_raw.items()}
+        supported = tuple(str(m) for m in params.get("supported", SUPPORTED_METERS))  # type: ignore[attr-defined]
+        policy = str(params.get("incomplete_bars", "pad"))
+        return cls(supported, rules, policy)  # type: ignore[arg-type]
+
+    def decompose(self, meter: Meter) -> tuple[Meter, ...]:
+        """The supported meters a full bar of `meter` becomes; MeterError when there is no rule."""
+        text = str(meter)
+        if text in self.supported:
+            return (meter,)
+        parts = self.rules.get(text)
+        if parts is None:
+            raise MeterError(text)
+        return tuple(Meter.parse(p) for p in parts)
+
+    def express(self, length: Fraction, meter: Meter) -> tuple[Meter, ...] | None:
+        """Supported meters adding up to exactly `length` quarters, preferring `meter`'s family."""
+        for den in dict.fromkeys((meter.denominator, 4, 8, 16, 2)):
+            num = length * den / 4
+            if num.denominator != 1:
+                continue
+            candidate = f"{num.numerator}/{den}"
+            if candidate in self.supported or candidate in self.rules:
+                return self.decompose(Meter.parse(candidate))
+        return None
+
+
+def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
+    """Return `score` with every bar a full bar of a supported meter (see the module docstring)."""
+    cfg = cfg or MeterConfig()
+    counts: Counter[str] = Counter()
+    out_meters: list[Meter] = []
+    # (original bar start, shift applied to notes from there on)
+    shifts: list[tuple[Fraction, Fraction]] = []
+    shift = Fraction(0)
+    pickup_shift = Fraction(0)
+    previous_incomplete: Fraction | None = None
+    for i, bar in enumerate(score.bars):
+        parts = cfg.decompose(bar.meter)  # raises MeterError for a meter without a rule
+        if bar.meter.length == bar.length:
+            out_meters.extend(parts)
+            shifts.append((bar.start, shift))
+            previous_incomplete = None
+            continue
+        if i == 0 and bar.pickup:
+            tail = _shortest_tail(parts, bar.length)
+            pickup_shift = sum((m.length for m in tail), Fraction(0)) - bar.length
+            shift += pickup_shift
+            out_meters.extend(tail)
+            shifts.append((bar.start, shift))
+            counts["pickup_right_aligned"] += 1
+            previous_incomplete = None
+            continue
+        meters, before, after = _irregular_bar(bar, parts, previous_incomplete, cfg, counts)
+        shift += before
+        shifts.append((bar.start, shift))
+        shift += after
+        out_meters.extend(meters)
+        previous_incomplete = bar.length if bar.length < bar.meter.length else None
+    notes = tuple(_shift_notes(score.notes, shifts))
+    new_bars = []
+    start = Fraction(0)
+    for meter in out_meters:
+        new_bars.append(Bar(start, meter.length, meter))
+        start += meter.length
+    tempos = tuple(t._replace(onset=t.onset + _shift_at(shifts, t.onset)) for t in score.tempos)
+    return score.replace(
+        notes=notes, bars=tuple(new_bars), tempos=tempos, pickup_shift=score.pickup_shift + pickup_shift
+    ).with_counts(counts).validate()
+
+
+def _irregular_bar(
+    bar: Bar,
+    parts: tuple[Meter, ...],
+    previous_incomplete: Fraction | None,
+    cfg: MeterConfig,
+    counts: Counter[str],
+) -> tuple[list[Meter], Fraction, Fraction]:
+    """Meters for a bar whose length differs from its meter, plus padding before and after it."""
+    exact = cfg.express(bar.length, bar.meter)
+    if exact is not None:
+        counts["incomplete_bars_reexpressed" if bar.length < bar.meter.length else "overfull_bars_reexpressed"] += 1
+        return list(exact), Fraction(0), Fraction(0)
+    if bar.length > bar.meter.length:
+        counts["overfull_bars_split"] += 1
+        remainder = Bar(bar.start + bar.meter.length, bar.length - bar.meter.length, bar.meter)
+        # With no preceding incomplete bar the remainder is never right-aligned: no padding before.
+        rest, _, after = _irregular_bar(remainder, parts, None, cfg, counts)
+        return [*parts, *rest], Fraction(0), after
+    if cfg.incomplete_bars == "error":
+        raise MeterError(
+            str(bar.meter),
+            f"bar at quarter {bar.start} is {bar.length} quarters long, which no supported meter expresses",
+        )
+    counts["incomplete_bars_padded"] += 1
+    padding = bar.meter.length - bar.length
+    counts["padding_quarters"] += float(padding)
+    completes_split_bar = (
+        previous_incomplete is not None and previous_incomplete + bar.length == bar.meter.length
+    )
+    if completes_split_bar:
+        return list(parts), padding, Fraction(0)
+    return list(parts), Fraction(0), padding
+
+
+def _shortest_tail(parts: Sequence[Meter], length: Fraction) -> tuple[Meter, ...]:
+    """The shortest suffix of `parts` at least `length` quarters long (a pickup's home)."""
+    total = Fraction(0)
+    for k in range(len(parts) - 1, -1, -1):
+        total += parts[k].length
+        if total >= length:
+            return tuple(parts[k:])
+    return tuple(parts)
+
+
+def _shift_notes(notes: Sequence[Note], shifts: Sequence[tuple[Fraction, Fraction]]) -> Iterator[Note]:
+    """Move each note by the shift in force at its original onset."""
+    if not any(s for _, s in shifts):
+        yield from notes
+        return
+    for note in notes:
+        delta = _shift_at(shifts, note.onset)
+        yield note._replace(onset=note.onset + delta) if delta else note
+
+
+def _shift_at(shifts: Sequence[tuple[Fraction, Fraction]], onset: Fraction) -> Fraction:
+    """The shift of the last bar starting at or before `onset` (shifts are sorted by start)."""
+    lo, hi = 0, len(shifts)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if shifts[mid][0] <= onset:
+            lo = mid + 1
+        else:
+            hi = mid
+    return shifts[lo - 1][1] if lo else Fraction(0)

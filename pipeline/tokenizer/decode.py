@@ -1,0 +1,84 @@
+"""Decoding Extended REMI token ids back into a canonical score.
+
+Decoding is total on grammar-valid sequences. An invalid sequence raises TokenizeError naming
+the first bad token (strict), or, with `strict=False`, its bad tokens are skipped, counted in the
+score's report (`invalid_tokens`) and listed in `decode_errors`: it never crashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from pipeline.errors import TokenizeError
+from pipeline.score import Bar, Note, Score, ScoreMeta, TempoChange
+from pipeline.tokenizer.grammar import Grammar, GrammarError, Kind, Phase
+from pipeline.tokenizer.vocab import NO_COMPOSER, Vocab
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """The decoded score, the composer token's name (None for `Composer_None`) and any problems."""
+
+    score: Score
+    composer: str | None
+    errors: list[str] = field(default_factory=list)
+
+
+def decode_ids(ids: Sequence[int], grammar: Grammar, *, strict: bool = True, score_id: str = "decoded") -> Decoding:
+    """Rebuild the score that `ids` describe (see the module docstring for invalid input)."""
+    vocab: Vocab = grammar.vocab
+    res = vocab.resolution
+    kinds, values = grammar.kinds, grammar.values
+    errors: list[str] = []
+    notes: list[Note] = []
+    bars: list[Bar] = []
+    composer: str | None = None
+    tempo: float | None = None
+    state = grammar.start()
+    bar_tick = 0
+    bar_ticks = 0
+    pos_tick = 0
+    pitch = 0
+    for position, token in enumerate(ids):
+        try:
+            state = grammar.step(state, int(token))
+        except GrammarError as exc:
+            message = f"token {position}: {exc}"
+            if strict:
+                raise TokenizeError(f"{score_id}: invalid token sequence: {message}") from None
+            errors.append(message)
+            continue
+        kind = kinds[token]
+        value = values[token]
+        if kind is Kind.COMPOSER:
+            name = vocab.tokens[token].partition("_")[2]
+            composer = None if name == NO_COMPOSER else name
+        elif kind is Kind.TEMPO:
+            tempo = float(vocab.config.tempo_bins[value])
+        elif kind is Kind.TS:
+            meter = vocab.meters[value]
+            bar_tick += bar_ticks
+            bar_ticks = vocab.positions(meter)
+            bars.append(Bar(Fraction(bar_tick, res), meter.length, meter))
+        elif kind is Kind.POS:
+            pos_tick = bar_tick + value
+        elif kind is Kind.PITCH:
+            pitch = value
+        elif kind is Kind.DUR:
+            notes.append(Note(Fraction(pos_tick, res), pitch, Fraction(value, res)))
+    if state.phase is not Phase.END:
+        message = "sequence ends without EOS"
+        if strict:
+            raise TokenizeError(f"{score_id}: invalid token sequence: {message}")
+        errors.append(message)
+    report: dict[str, float] = {"invalid_tokens": len(errors)} if errors else {}
+    score = Score(
+        meta=ScoreMeta(score_id, composer=composer or ""),
+        notes=tuple(sorted(notes)),
+        bars=tuple(bars),
+        tempos=(TempoChange(Fraction(0), tempo),) if tempo is not None else (),
+        report=report,
+    ).validate()
+    return Decoding(score, composer, errors)
