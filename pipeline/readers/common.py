@@ -59,3 +59,30 @@ def make_bars(
 def report_dict(counts: Counter[str]) -> dict[str, float]:
     """The non-zero counts as a plain dict for `Score.report`."""
     return {key: value for key, value in sorted(counts.items()) if value}
+
+
+def bars_from_time_signatures(
+    changes: Sequence[tuple[Fraction, Meter]], end: Fraction, counts: Counter[str]
+) -> list[tuple[Fraction, Meter]]:
+    """(length, meter) of the bars that time-signature changes at given times imply, up to `end`.
+
+    For sources without written bar lines (MIDI, some music21 streams). A change that falls
+    inside a bar cuts that bar short; several changes at one time: the last wins; no change at
+    time 0: 4/4 until the first one (counted as `default_meter`).
+    """
+    ordered = dict(sorted(changes, key=lambda c: c[0]))
+    if not ordered or min(ordered) > 0:
+        counts["default_meter"] += 1
+        ordered[Fraction(0)] = DEFAULT_METER
+    times = sorted(ordered)
+    raw: list[tuple[Fraction, Meter]] = []
+    cursor = Fraction(0)
+    for i, time in enumerate(times):
+        meter = ordered[time]
+        last = i + 1 == len(times)
+        limit = max(end, time + meter.length) if last else times[i + 1]
+        while cursor < limit:
+            length = meter.length if last else min(meter.length, limit - cursor)
+            raw.append((length, meter))
+            cursor += length
+    return raw

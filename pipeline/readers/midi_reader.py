@@ -1,7 +1,8 @@
 """miditoolkit reader for Standard MIDI Files (.mid, .midi) with time-signature and tempo events.
 
 Onsets and durations become exact quarter-note fractions of the file's ticks per beat. Drum
-tracks are unpitched and dropped (counted); zero-length notes are dropped (counted). Bars follow
+tracks are unpitched and dropped (counted); zero-length notes are dropped (counted where they
+reach us: miditoolkit already discards a note-on and note-off on the same tick when it loads). Bars follow
 the time-signature events: a change that falls inside a bar cuts that bar short, which meter
 normalisation then handles; a file without time signatures is read as 4/4 (counted).
 """
@@ -13,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from pipeline.errors import ScoreParseError
-from pipeline.readers.common import DEFAULT_METER, make_bars, report_dict
+from pipeline.readers.common import bars_from_time_signatures, make_bars, report_dict
 from pipeline.score import Meter, Note, Part, Score, ScoreMeta, TempoChange
 
 
@@ -82,22 +83,4 @@ def _bars_from_signatures(
             counts["invalid_time_signature_ignored"] += 1
             continue
         changes.append((Fraction(int(ts.time), tpb), Meter(int(ts.numerator), int(ts.denominator))))
-    changes.sort(key=lambda c: c[0])
-    if not changes or changes[0][0] > 0:
-        counts["default_meter"] += 1
-        changes.insert(0, (Fraction(0), DEFAULT_METER))
-    # Several events at one time: the last one wins.
-    dedup: dict[Fraction, Meter] = {}
-    for time, meter in changes:
-        dedup[time] = meter
-    ordered = sorted(dedup.items())
-    raw: list[tuple[Fraction, Meter]] = []
-    cursor = Fraction(0)
-    for i, (time, meter) in enumerate(ordered):
-        limit = ordered[i + 1][0] if i + 1 < len(ordered) else max(end, time + meter.length)
-        while cursor < limit:
-            # A change that falls inside a bar cuts that bar short at the change.
-            length = min(meter.length, limit - cursor) if i + 1 < len(ordered) else meter.length
-            raw.append((length, meter))
-            cursor += length
-    return raw
+    return bars_from_time_signatures(changes, end, counts)

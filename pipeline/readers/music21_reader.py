@@ -8,13 +8,14 @@ carrying the `X:` number. Ties become one note, chords become notes, grace notes
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ScoreParseError
-from pipeline.readers.common import DEFAULT_METER, make_bars, report_dict
+from pipeline.readers.common import DEFAULT_METER, bars_from_time_signatures, make_bars, report_dict
 from pipeline.score import DEFAULT_VELOCITY, Meter, Note, Part, Score, ScoreMeta, TempoChange
 
 _TIE_OPENS = {"start", "continue"}
@@ -25,10 +26,13 @@ def read_music21(path: Path, *, expand_repeats: bool = False) -> list[Score]:
     """Parse `path` with music21 and return one canonical score per piece in it."""
     from music21 import converter, stream
 
-    try:
-        parsed = converter.parse(str(path))
-    except Exception as exc:  # music21 raises many unrelated types on malformed input
-        raise ScoreParseError(f"{path}: music21 could not parse it: {_one_line(exc)}") from exc
+    # music21 warns (on stderr) about every oddity it repairs; record them as a count instead.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            parsed = converter.parse(str(path))
+        except Exception as exc:  # music21 raises many unrelated types on malformed input
+            raise ScoreParseError(f"{path}: music21 could not parse it: {_one_line(exc)}") from exc
     if isinstance(parsed, stream.Opus):
         pieces = list(parsed.scores)
     elif isinstance(parsed, stream.Score):
@@ -43,7 +47,12 @@ def read_music21(path: Path, *, expand_repeats: bool = False) -> list[Score]:
     scores = []
     for index, piece in enumerate(pieces):
         item = _collection_item(piece, index) if collection else None
-        scores.append(convert_music21(piece, path, item, expand_repeats=expand_repeats))
+        with warnings.catch_warnings(record=True) as converting:
+            warnings.simplefilter("always")
+            score = convert_music21(piece, path, item, expand_repeats=expand_repeats)
+        # Parse warnings belong to the file; a collection's items share them, so only the first counts them.
+        n_warnings = len(converting) + (len(caught) if index == 0 else 0)
+        scores.append(score.with_counts({"parser_warnings": n_warnings}) if n_warnings else score)
     return scores
 
 
@@ -151,8 +160,15 @@ def _measure_bars(m21_part: Any, counts: Counter[str]) -> list[tuple[Fraction, M
 
     measures = list(m21_part.getElementsByClass(stream.Measure))
     if not measures:
-        counts["no_measures"] += 1
-        return []
+        # No written bar lines (some ABC tunes): bars follow the time signatures.
+        counts["bars_from_time_signatures"] += 1
+        flat = m21_part.flatten()
+        changes = [
+            (Fraction(ts.offset).limit_denominator(10_000), Meter(int(ts.numerator), int(ts.denominator)))
+            for ts in flat.getElementsByClass(m21meter.TimeSignature)
+        ]
+        end = Fraction(flat.highestTime).limit_denominator(10_000)
+        return bars_from_time_signatures(changes, end, counts)
     current: Meter | None = None
     first_ts = m21_part.recurse().getElementsByClass(m21meter.TimeSignature).first()
     if first_ts is not None:

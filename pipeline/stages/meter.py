@@ -7,11 +7,15 @@ counts it:
 
 * a pickup (a first bar shorter than its meter) is right-aligned: it fills the shortest tail of
   its meter's decomposition that holds it, and every note moves by `pickup_shift`;
-* an incomplete bar inside the piece (repeat halves, a short final bar) is re-expressed as the
-  supported meter (or rule) of exactly its length when there is one; otherwise the
-  `incomplete_bars` policy applies: `pad` fills it to a full bar of its meter with silence
-  (right-aligned when it completes a preceding incomplete bar, as the second half of a split bar
-  does, left-aligned otherwise) and moves every later note by the padding; `error` raises;
+* two consecutive incomplete bars of one meter that add up to a full bar (a bar split by a repeat
+  sign or a section end) are merged back into that bar: onsets and metric positions both exact;
+* any other incomplete bar (a short final bar, a lone short bar) is re-expressed as the supported
+  meter (or rule) of exactly its length when there is one; otherwise the `incomplete_bars` policy
+  applies: `merge` (default) joins it to the previous bar, or else to the next, when their total
+  length has a meter (a one-quarter bar after a 2/4 bar becomes one 3/4 bar; counted as
+  `short_bars_merged`), and pads where neither fits; `pad` fills it to a full bar of its meter with
+  silence at its end and moves every later note by the padding (counted in `padding_quarters`);
+  `error` raises MeterError;
 * an overfull bar is cut into full bars of its meter plus a remainder treated as above.
 
 A meter with no rule raises `MeterError` naming it (`meter:<n/d>`): nothing is forced into 4/4.
@@ -49,7 +53,7 @@ DEFAULT_RULES: Mapping[str, tuple[str, ...]] = {
     "12/16": ("6/8",),
 }
 
-IncompletePolicy = Literal["pad", "error"]
+IncompletePolicy = Literal["merge", "pad", "error"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class MeterConfig:
 
     supported: tuple[str, ...] = SUPPORTED_METERS
     rules: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_RULES))
-    incomplete_bars: IncompletePolicy = "pad"
+    incomplete_bars: IncompletePolicy = "merge"
 
     def __post_init__(self) -> None:
         for text in self.supported:
@@ -70,8 +74,10 @@ class MeterConfig:
             unsupported = [p for p in parts if p not in self.supported]
             if unsupported:
                 raise ValueError(f"meter rule {source} uses unsupported meters {unsupported}")
-        if self.incomplete_bars not in ("pad", "error"):
-            raise ValueError(f"incomplete_bars must be 'pad' or 'error', not {self.incomplete_bars!r}")
+        if self.incomplete_bars not in ("merge", "pad", "error"):
+            raise ValueError(
+                f"incomplete_bars must be 'merge', 'pad' or 'error', not {self.incomplete_bars!r}"
+            )
 
     @classmethod
     def from_params(cls, params: Mapping[str, object]) -> MeterConfig:
@@ -80,7 +86,7 @@ class MeterConfig:
         assert isinstance(rules_raw, Mapping), "meter.rules must be a mapping"
         rules = {str(k): tuple(str(p) for p in v) for k, v in rules_raw.items()}
         supported = tuple(str(m) for m in params.get("supported", SUPPORTED_METERS))  # type: ignore[attr-defined]
-        policy = str(params.get("incomplete_bars", "pad"))
+        policy = str(params.get("incomplete_bars", "merge"))
         return cls(supported, rules, policy)  # type: ignore[arg-type]
 
     def decompose(self, meter: Meter) -> tuple[Meter, ...]:
@@ -114,29 +120,25 @@ def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
     shifts: list[tuple[Fraction, Fraction]] = []
     shift = Fraction(0)
     pickup_shift = Fraction(0)
-    previous_incomplete: Fraction | None = None
-    for i, bar in enumerate(score.bars):
+    bars = _merge_split_bars(score.bars, counts)
+    if cfg.incomplete_bars == "merge":
+        bars = _merge_short_bars(bars, cfg, counts)
+    for i, bar in enumerate(bars):
         parts = cfg.decompose(bar.meter)  # raises MeterError for a meter without a rule
-        if bar.meter.length == bar.length:
+        shifts.append((bar.start, shift))
+        if bar.complete:
             out_meters.extend(parts)
-            shifts.append((bar.start, shift))
-            previous_incomplete = None
-            continue
-        if i == 0 and bar.pickup:
+        elif i == 0 and bar.pickup:
             tail = _shortest_tail(parts, bar.length)
             pickup_shift = sum((m.length for m in tail), Fraction(0)) - bar.length
             shift += pickup_shift
+            shifts[-1] = (bar.start, shift)
             out_meters.extend(tail)
-            shifts.append((bar.start, shift))
             counts["pickup_right_aligned"] += 1
-            previous_incomplete = None
-            continue
-        meters, before, after = _irregular_bar(bar, parts, previous_incomplete, cfg, counts)
-        shift += before
-        shifts.append((bar.start, shift))
-        shift += after
-        out_meters.extend(meters)
-        previous_incomplete = bar.length if bar.length < bar.meter.length else None
+        else:
+            meters, padding = _irregular_bar(bar, parts, cfg, counts)
+            shift += padding
+            out_meters.extend(meters)
     notes = tuple(_shift_notes(score.notes, shifts))
     new_bars = []
     start = Fraction(0)
@@ -149,24 +151,67 @@ def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
     ).with_counts(counts).validate()
 
 
+def _merge_split_bars(bars: Sequence[Bar], counts: Counter[str]) -> list[Bar]:
+    """Merge each pair of adjacent incomplete bars of one meter that together make a full bar."""
+    out: list[Bar] = []
+    for bar in bars:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and not prev.pickup
+            and prev.length < prev.meter.length
+            and bar.meter == prev.meter
+            and prev.length + bar.length == bar.meter.length
+        ):
+            out[-1] = Bar(prev.start, bar.meter.length, bar.meter)
+            counts["split_bars_merged"] += 1
+        else:
+            out.append(bar)
+    return out
+
+
+def _merge_short_bars(bars: list[Bar], cfg: MeterConfig, counts: Counter[str]) -> list[Bar]:
+    """Join each inexpressible short bar to its previous (else next) bar when the sum has a meter."""
+    out: list[Bar] = []
+    pending: Bar | None = None  # a short bar waiting to be joined to the next one
+    for bar in bars:
+        if pending is not None:
+            total = pending.length + bar.length
+            if cfg.express(total, bar.meter) is not None:
+                bar = Bar(pending.start, total, bar.meter)
+                counts["short_bars_merged"] += 1
+            else:
+                out.append(pending)
+            pending = None
+        short = not bar.pickup and bar.length < bar.meter.length
+        if short and cfg.express(bar.length, bar.meter) is None:
+            prev = out[-1] if out else None
+            if prev is not None and not prev.pickup and cfg.express(prev.length + bar.length, prev.meter):
+                out[-1] = Bar(prev.start, prev.length + bar.length, prev.meter)
+                counts["short_bars_merged"] += 1
+            else:
+                pending = bar
+            continue
+        out.append(bar)
+    if pending is not None:
+        out.append(pending)
+    return out
+
+
 def _irregular_bar(
-    bar: Bar,
-    parts: tuple[Meter, ...],
-    previous_incomplete: Fraction | None,
-    cfg: MeterConfig,
-    counts: Counter[str],
-) -> tuple[list[Meter], Fraction, Fraction]:
-    """Meters for a bar whose length differs from its meter, plus padding before and after it."""
+    bar: Bar, parts: tuple[Meter, ...], cfg: MeterConfig, counts: Counter[str]
+) -> tuple[list[Meter], Fraction]:
+    """Meters for a bar whose length differs from its meter, and the padding added at its end."""
     exact = cfg.express(bar.length, bar.meter)
     if exact is not None:
-        counts["incomplete_bars_reexpressed" if bar.length < bar.meter.length else "overfull_bars_reexpressed"] += 1
-        return list(exact), Fraction(0), Fraction(0)
+        kind = "incomplete" if bar.length < bar.meter.length else "overfull"
+        counts[f"{kind}_bars_reexpressed"] += 1
+        return list(exact), Fraction(0)
     if bar.length > bar.meter.length:
         counts["overfull_bars_split"] += 1
         remainder = Bar(bar.start + bar.meter.length, bar.length - bar.meter.length, bar.meter)
-        # With no preceding incomplete bar the remainder is never right-aligned: no padding before.
-        rest, _, after = _irregular_bar(remainder, parts, None, cfg, counts)
-        return [*parts, *rest], Fraction(0), after
+        rest, padding = _irregular_bar(remainder, parts, cfg, counts)
+        return [*parts, *rest], padding
     if cfg.incomplete_bars == "error":
         raise MeterError(
             str(bar.meter),
@@ -175,12 +220,7 @@ def _irregular_bar(
     counts["incomplete_bars_padded"] += 1
     padding = bar.meter.length - bar.length
     counts["padding_quarters"] += float(padding)
-    completes_split_bar = (
-        previous_incomplete is not None and previous_incomplete + bar.length == bar.meter.length
-    )
-    if completes_split_bar:
-        return list(parts), padding, Fraction(0)
-    return list(parts), Fraction(0), padding
+    return list(parts), padding
 
 
 def _shortest_tail(parts: Sequence[Meter], length: Fraction) -> tuple[Meter, ...]:

@@ -1,0 +1,258 @@
+"""The `gnm` command line. Commands are thin: they parse arguments and call library functions.
+
+Errors that GnM raises on purpose (`GnmError`) become one line on stderr and exit status 1;
+`gnm --debug ...` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline import __version__
+from pipeline.errors import GnmError, TokenizeError
+from pipeline.readers import SUPPORTED_EXTENSIONS, read_scores
+from pipeline.stages.tokenize import TokenizedScore, tokenize_score
+from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
+from pipeline.writers import WRITABLE_EXTENSIONS, write_score
+
+
+class GnmGroup(click.Group):
+    """A click group that turns GnmError into one line and a non-zero exit (unless --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GnmError as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(f"gnm: error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=GnmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="gnm")
+def main(debug: bool) -> None:
+    """GnM: reproducible score datasets, Extended REMI tokens and composer-style generation.
+
+    \b
+    Example:
+      gnm demo                                  # tokenize bundled music21 pieces, print a summary
+      gnm tokenize score.mxl --composer Bach --json > tokens.jsonl
+    """
+
+
+def _tokenizer(vocab_path: str | None, resolution: int | None) -> Tokenizer:
+    if vocab_path and resolution:
+        raise click.UsageError("give either --vocab or --resolution, not both")
+    if vocab_path:
+        return Tokenizer(Vocab.load(vocab_path))
+    return Tokenizer(Vocab(VocabConfig(resolution=resolution or 12)))
+
+
+def _progress(items: Sequence[Any], label: str) -> Iterator[Any]:
+    """Iterate with a rich progress bar on stderr when it is a terminal and the work is long."""
+    if len(items) < 5 or not sys.stderr.isatty():
+        yield from items
+        return
+    from rich.progress import track
+
+    yield from track(items, description=label, console=_stderr_console(), transient=True)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def tokenized_json(result: TokenizedScore, tokenizer: Tokenizer) -> dict[str, Any]:
+    """The JSON object `gnm tokenize --json` prints for one score."""
+    score = result.score
+    return {
+        "id": score.meta.id,
+        "source": score.meta.source_path,
+        "title": score.meta.title,
+        "composer": result.composer,
+        "vocab_hash": tokenizer.vocab.hash,
+        "resolution": tokenizer.vocab.resolution,
+        "bars": len(score.bars),
+        "notes": len(score.notes),
+        "meters": sorted(set(score.meters())),
+        "pickup_shift_quarters": str(score.pickup_shift),
+        "tokens": tokenizer.to_strings(result.ids),
+        "ids": result.ids,
+        "report": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.report.items()},
+    }
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--composer", default=None, help="Composer token to condition on (default: Composer_None).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per score (JSON Lines).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON here.")
+@click.option("--resolution", type=int, default=None, help="Grid ticks per quarter note (default 12).")
+@click.option("--vocab", "vocab_path", type=click.Path(exists=True, dir_okay=False), help="Vocabulary JSON file.")
+@click.option("--expand-repeats", is_flag=True, help="Expand written repeats (music21) before tokenizing.")
+def tokenize(
+    file: Path,
+    composer: str | None,
+    as_json: bool,
+    output: Path | None,
+    resolution: int | None,
+    vocab_path: str | None,
+    expand_repeats: bool,
+) -> None:
+    """Tokenize FILE (MusicXML, MXL, kern, ABC or MIDI) into Extended REMI.
+
+    A collection file (an ABC book) gives one result per tune. With -o, one score is written as a
+    JSON object and several as JSON Lines; `gnm detokenize` reads either.
+
+    \b
+    Example:
+      gnm tokenize bwv66.6.mxl --composer Bach --json
+      gnm tokenize ballad40.abc -o ballad40.jsonl
+    """
+    tokenizer = _tokenizer(vocab_path, resolution)
+    if composer is not None:
+        tokenizer.vocab.composer_id(composer)  # fail before the slow parse
+    scores = read_scores(file, expand_repeats=expand_repeats)
+    objects = []
+    for score in _progress(scores, f"tokenizing {file.name}"):
+        result = tokenize_score(score, tokenizer, composer)
+        objects.append(tokenized_json(result, tokenizer))
+    if output is not None:
+        text = json.dumps(objects[0]) + "\n" if len(objects) == 1 else "".join(json.dumps(o) + "\n" for o in objects)
+        _write_atomic(output, text)
+    if as_json:
+        for obj in objects:
+            click.echo(json.dumps(obj))
+    else:
+        for obj in objects:
+            report = ", ".join(f"{k}={v}" for k, v in obj["report"].items()) or "nothing changed"
+            click.echo(
+                f"{obj['id']}: {obj['bars']} bars, {obj['notes']} notes, {len(obj['ids'])} tokens, "
+                f"meters {', '.join(obj['meters']) or '-'}; {report}"
+            )
+            click.echo("  " + " ".join(obj["tokens"][:16]) + (" ..." if len(obj["tokens"]) > 16 else ""))
+        if output is not None:
+            click.echo(f"wrote {output}")
+
+
+def _load_token_input(path: Path, index: int) -> tuple[list[str] | list[int], str]:
+    """Tokens (strings or ids) and an id from a tokenize JSON object, JSON Lines, or a plain list."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TokenizeError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise TokenizeError(f"{path}: not JSON or JSON Lines ({exc.msg} at line {exc.lineno})") from None
+        if not 0 <= index < len(lines):
+            raise TokenizeError(f"{path}: has {len(lines)} scores; --index {index} is out of range") from None
+        data = lines[index]
+    if isinstance(data, dict):
+        if "tokens" in data:
+            return list(data["tokens"]), str(data.get("id", path.stem))
+        if "ids" in data:
+            return list(data["ids"]), str(data.get("id", path.stem))
+        raise TokenizeError(f"{path}: JSON object has neither 'tokens' nor 'ids'")
+    if isinstance(data, list) and (all(isinstance(t, str) for t in data) or all(isinstance(t, int) for t in data)):
+        return data, path.stem
+    raise TokenizeError(f"{path}: expected a `gnm tokenize` object or a list of token strings or ids")
+
+
+@main.command()
+@click.argument("tokens_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output file: .mid/.midi or .musicxml/.xml/.mxl.")
+@click.option("--index", default=0, show_default=True, help="Which score of a JSON Lines file.")
+@click.option("--resolution", type=int, default=None, help="Grid ticks per quarter note (default 12).")
+@click.option("--vocab", "vocab_path", type=click.Path(exists=True, dir_okay=False), help="Vocabulary JSON file.")
+@click.option("--lenient", is_flag=True, help="Skip invalid tokens (reported) instead of failing.")
+def detokenize(
+    tokens_file: Path, output: Path, index: int, resolution: int | None, vocab_path: str | None, lenient: bool
+) -> None:
+    """Decode Extended REMI tokens (a `gnm tokenize` JSON object or a token list) to MIDI or MusicXML.
+
+    \b
+    Example:
+      gnm tokenize bwv66.6.mxl -o bwv66.6.json && gnm detokenize bwv66.6.json -o bwv66.6.mid
+    """
+    if output.suffix.lower() not in WRITABLE_EXTENSIONS:
+        raise GnmError(f"{output}: cannot write '{output.suffix or '(none)'}' (use {', '.join(WRITABLE_EXTENSIONS)})")
+    tokenizer = _tokenizer(vocab_path, resolution)
+    tokens, score_id = _load_token_input(tokens_file, index)
+    ids = tokenizer.to_ids(tokens) if tokens and isinstance(tokens[0], str) else list(tokens)  # type: ignore[arg-type]
+    decoded = tokenizer.decode_full(ids, strict=not lenient, score_id=score_id)
+    for problem in decoded.errors:
+        click.echo(f"gnm: warning: {score_id}: {problem}", err=True)
+    write_score(decoded.score, output)
+    click.echo(f"wrote {output}: {len(decoded.score.bars)} bars, {len(decoded.score.notes)} notes")
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--resolution", type=int, default=12, show_default=True, help="Grid ticks per quarter note.")
+@click.option("--composer", "composers", multiple=True, help="Composer token (repeat); default: the four.")
+@click.option("--max-duration", type=int, default=8, show_default=True, help="Longest Dur token in quarters.")
+def vocab(output: Path, resolution: int, composers: tuple[str, ...], max_duration: int) -> None:
+    """Write a vocabulary JSON file (validated by schemas/vocab.schema.json).
+
+    \b
+    Example:
+      gnm vocab --resolution 24 -o vocab24.json
+    """
+    kwargs: dict[str, Any] = {"resolution": resolution, "max_duration_quarters": max_duration}
+    if composers:
+        kwargs["composers"] = composers
+    try:
+        built = Vocab(VocabConfig(**kwargs))
+    except ValueError as exc:
+        raise GnmError(str(exc)) from None
+    built.save(output)
+    click.echo(f"wrote {output}: {len(built)} tokens, resolution {resolution}, hash {built.hash[:12]}")
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"),
+              show_default=True, help="Where tokens and the summary go.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def demo(out_dir: Path, as_json: bool) -> None:
+    """Tokenize a few pieces of music21's bundled corpus, check the round trip, print a summary.
+
+    \b
+    Example:
+      gnm demo --out out/demo
+    """
+    from pipeline.demo import run_demo
+
+    summary = run_demo(out_dir, progress=sys.stderr.isatty() and not as_json)
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+    else:
+        from pipeline.demo import print_summary
+
+        print_summary(summary)
+    if not summary["all_round_trips_exact"]:
+        raise GnmError("a round trip was not exact; see the table above")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+__all__ = ["SUPPORTED_EXTENSIONS", "main"]

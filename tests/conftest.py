@@ -1,0 +1,68 @@
+"""Shared fixtures: music21's bundled corpus, the shared real data sets, tiny hand-made files."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+from pipeline.readers import read_scores
+from pipeline.score import Score
+from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_DATA = REPO / "tests" / "data"
+
+
+def shared_data_root() -> Path:
+    """Where the shared real data sets live: $GNM_DATA_ROOT, else ../shared/data beside the repo."""
+    return Path(os.environ.get("GNM_DATA_ROOT", REPO.parent / "shared" / "data"))
+
+
+def m21_path(name: str) -> Path:
+    """Path of a file in music21's bundled corpus, e.g. `bach/bwv66.6.mxl`."""
+    from music21 import corpus
+
+    return Path(corpus.getWork(name))
+
+
+def m21_corpus_files(*composers: str) -> list[Path]:
+    """Every score file (not Roman-numeral analyses) of the given composer folders of music21."""
+    from music21 import corpus
+
+    wanted = tuple(f"/corpus/{c}/" for c in composers)
+    return sorted(
+        Path(p)
+        for p in corpus.getPaths()
+        if any(w in str(p) for w in wanted) and Path(p).suffix in (".mxl", ".xml", ".krn", ".musicxml", ".abc")
+    )
+
+
+def read_one(path: Path, item: str | None = None) -> Score:
+    """The score of `path` (the tune with X:`item` in a collection)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = read_scores(path)
+    if item is None:
+        return scores[0]
+    return next(s for s in scores if s.meta.collection_item == item)
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> Tokenizer:
+    return Tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tokenizer24() -> Tokenizer:
+    return Tokenizer(Vocab(VocabConfig(resolution=24)))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = shared_data_root()
+    if not root.is_dir():
+        pytest.skip(f"shared data not found at {root} (set GNM_DATA_ROOT)")
+    return root
