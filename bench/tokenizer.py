@@ -80,6 +80,30 @@ MIDITOK_CONFIG: dict[str, Any] = {
     "time_signature_range": {2: [2, 3, 4], 4: [1, 2, 3, 4, 5, 6, 7, 8], 8: [3, 6, 9, 12]},
 }
 
+OURS_FIDELITY_COUNTS = (
+    "scores",
+    "scores_exact",
+    "scores_meters_exact",
+    "notes_expected",
+    "notes_preserved",
+    "errors",
+    "unison_merged",
+    "durations_clipped",
+)
+MIDITOK_FIDELITY_COUNTS = (
+    "scores",
+    "scores_exact_vs_preprocessed",
+    "scores_exact_vs_original",
+    "errors",
+    "notes_preprocessed",
+    "notes_preserved_vs_preprocessed",
+    "notes_original",
+    "notes_preserved_vs_original",
+    "time_signature_changes",
+    "time_signature_changes_lost_or_changed",
+    "scores_time_signatures_exact",
+)
+
 T = TypeVar("T")
 Key = tuple[Fraction, int, Fraction]
 
@@ -108,13 +132,16 @@ def throughput(
     seconds: float, scores: int, notes: int, tokens: int, runs: Sequence[float]
 ) -> dict[str, Any]:
     """A timing record: best seconds, each run, and scores/notes/tokens per second."""
-    rate = (lambda n: n / seconds) if seconds > 0 else (lambda n: float("nan"))
+
+    def rate(count: int, digits: int) -> float | None:
+        return round(count / seconds, digits) if seconds > 0 else None
+
     return {
         "seconds": round(seconds, 6),
         "runs_s": [round(r, 6) for r in runs],
-        "scores_per_s": round(rate(scores), 3),
-        "notes_per_s": round(rate(notes), 1),
-        "tokens_per_s": round(rate(tokens), 1),
+        "scores_per_s": rate(scores, 3),
+        "notes_per_s": rate(notes, 1),
+        "tokens_per_s": rate(tokens, 1),
     }
 
 
@@ -300,19 +327,8 @@ def run_dataset(
         items = loaded_ok
 
     # 4. Correctness pass (not timed): encode and decode once, measure fidelity.
-    ours_fid: dict[str, Any] = dict.fromkeys(
-        ("scores", "scores_exact", "scores_meters_exact", "notes_expected", "notes_preserved")
-        + ("errors", "unison_merged", "durations_clipped"),
-        0,
-    )
-    mt_fid: dict[str, Any] = dict.fromkeys(
-        ("scores", "scores_exact_vs_preprocessed", "scores_exact_vs_original", "errors")
-        + ("notes_preprocessed", "notes_preserved_vs_preprocessed")
-        + ("notes_original", "notes_preserved_vs_original")
-        + ("time_signature_changes", "time_signature_changes_lost_or_changed")
-        + ("scores_time_signatures_exact",),
-        0,
-    )
+    ours_fid: dict[str, Any] = dict.fromkeys(OURS_FIDELITY_COUNTS, 0)
+    mt_fid: dict[str, Any] = dict.fromkeys(MIDITOK_FIDELITY_COUNTS, 0)
     failures: list[dict[str, str]] = []
     common: list[Item] = []
     for item in items:
@@ -467,7 +483,7 @@ def _share(part: float, whole: float) -> float | None:
     return round(part / whole, 6) if whole else None
 
 
-def _ratios(ours: dict[str, Any], mt: dict[str, Any]) -> dict[str, float | None]:
+def _ratios(ours: dict[str, Any], mt: dict[str, Any]) -> dict[str, Any]:
     """Throughput ratios (>1: ours faster) and the load ratio (>1: ours slower to load)."""
 
     def ratio(a: float | None, b: float | None) -> float | None:
@@ -486,7 +502,7 @@ def _ratios(ours: dict[str, Any], mt: dict[str, Any]) -> dict[str, float | None]
     }
     out = {key: ratio(a[field_], b[field_]) for key, (a, b, field_) in pairs.items()}
     out["load_seconds"] = ratio(ours["load"]["seconds"], mt["load"]["seconds"])
-    return out
+    return {"meaning": ">1: ours faster; for load_seconds >1: ours slower", **out}
 
 
 # -- inputs, environment, report ---------------------------------------------------------------

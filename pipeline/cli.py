@@ -88,18 +88,35 @@ def tokenized_json(result: TokenizedScore, tokenizer: Tokenizer) -> dict[str, An
         "pickup_shift_quarters": str(score.pickup_shift),
         "tokens": tokenizer.to_strings(result.ids),
         "ids": result.ids,
-        "report": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.report.items()},
+        "report": {
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.report.items()
+        },
     }
 
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--composer", default=None, help="Composer token to condition on (default: Composer_None).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per score (JSON Lines).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON here.")
-@click.option("--resolution", type=int, default=None, help="Grid ticks per quarter note (default 12).")
-@click.option("--vocab", "vocab_path", type=click.Path(exists=True, dir_okay=False), help="Vocabulary JSON file.")
-@click.option("--expand-repeats", is_flag=True, help="Expand written repeats (music21) before tokenizing.")
+@click.option(
+    "--composer", default=None, help="Composer token to condition on (default: Composer_None)."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object per score (JSON Lines)."
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON here."
+)
+@click.option(
+    "--resolution", type=int, default=None, help="Grid ticks per quarter note (default 12)."
+)
+@click.option(
+    "--vocab",
+    "vocab_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Vocabulary JSON file.",
+)
+@click.option(
+    "--expand-repeats", is_flag=True, help="Expand written repeats (music21) before tokenizing."
+)
 def tokenize(
     file: Path,
     composer: str | None,
@@ -128,7 +145,11 @@ def tokenize(
         result = tokenize_score(score, tokenizer, composer)
         objects.append(tokenized_json(result, tokenizer))
     if output is not None:
-        text = json.dumps(objects[0]) + "\n" if len(objects) == 1 else "".join(json.dumps(o) + "\n" for o in objects)
+        text = (
+            json.dumps(objects[0]) + "\n"
+            if len(objects) == 1
+            else "".join(json.dumps(o) + "\n" for o in objects)
+        )
         _write_atomic(output, text)
     if as_json:
         for obj in objects:
@@ -140,12 +161,14 @@ def tokenize(
                 f"{obj['id']}: {obj['bars']} bars, {obj['notes']} notes, {len(obj['ids'])} tokens, "
                 f"meters {', '.join(obj['meters']) or '-'}; {report}"
             )
-            click.echo("  " + " ".join(obj["tokens"][:16]) + (" ..." if len(obj["tokens"]) > 16 else ""))
+            click.echo(
+                "  " + " ".join(obj["tokens"][:16]) + (" ..." if len(obj["tokens"]) > 16 else "")
+            )
         if output is not None:
             click.echo(f"wrote {output}")
 
 
-def _load_token_input(path: Path, index: int) -> tuple[list[str] | list[int], str]:
+def _load_token_input(path: Path, index: int) -> tuple[list[str | int], str]:
     """Tokens (strings or ids) and an id from a tokenize JSON object, JSON Lines, or a plain list."""
     try:
         text = path.read_text()
@@ -157,9 +180,13 @@ def _load_token_input(path: Path, index: int) -> tuple[list[str] | list[int], st
         try:
             lines = [json.loads(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError as exc:
-            raise TokenizeError(f"{path}: not JSON or JSON Lines ({exc.msg} at line {exc.lineno})") from None
+            raise TokenizeError(
+                f"{path}: not JSON or JSON Lines ({exc.msg} at line {exc.lineno})"
+            ) from None
         if not 0 <= index < len(lines):
-            raise TokenizeError(f"{path}: has {len(lines)} scores; --index {index} is out of range") from None
+            raise TokenizeError(
+                f"{path}: has {len(lines)} scores; --index {index} is out of range"
+            ) from None
         data = lines[index]
     if isinstance(data, dict):
         if "tokens" in data:
@@ -167,21 +194,42 @@ def _load_token_input(path: Path, index: int) -> tuple[list[str] | list[int], st
         if "ids" in data:
             return list(data["ids"]), str(data.get("id", path.stem))
         raise TokenizeError(f"{path}: JSON object has neither 'tokens' nor 'ids'")
-    if isinstance(data, list) and (all(isinstance(t, str) for t in data) or all(isinstance(t, int) for t in data)):
+    if isinstance(data, list) and (
+        all(isinstance(t, str) for t in data) or all(isinstance(t, int) for t in data)
+    ):
         return data, path.stem
-    raise TokenizeError(f"{path}: expected a `gnm tokenize` object or a list of token strings or ids")
+    raise TokenizeError(
+        f"{path}: expected a `gnm tokenize` object or a list of token strings or ids"
+    )
 
 
 @main.command()
 @click.argument("tokens_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Output file: .mid/.midi or .musicxml/.xml/.mxl.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output file: .mid/.midi or .musicxml/.xml/.mxl.",
+)
 @click.option("--index", default=0, show_default=True, help="Which score of a JSON Lines file.")
-@click.option("--resolution", type=int, default=None, help="Grid ticks per quarter note (default 12).")
-@click.option("--vocab", "vocab_path", type=click.Path(exists=True, dir_okay=False), help="Vocabulary JSON file.")
+@click.option(
+    "--resolution", type=int, default=None, help="Grid ticks per quarter note (default 12)."
+)
+@click.option(
+    "--vocab",
+    "vocab_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Vocabulary JSON file.",
+)
 @click.option("--lenient", is_flag=True, help="Skip invalid tokens (reported) instead of failing.")
 def detokenize(
-    tokens_file: Path, output: Path, index: int, resolution: int | None, vocab_path: str | None, lenient: bool
+    tokens_file: Path,
+    output: Path,
+    index: int,
+    resolution: int | None,
+    vocab_path: str | None,
+    lenient: bool,
 ) -> None:
     """Decode Extended REMI tokens (a `gnm tokenize` JSON object or a token list) to MIDI or MusicXML.
 
@@ -190,10 +238,12 @@ def detokenize(
       gnm tokenize bwv66.6.mxl -o bwv66.6.json && gnm detokenize bwv66.6.json -o bwv66.6.mid
     """
     if output.suffix.lower() not in WRITABLE_EXTENSIONS:
-        raise GnmError(f"{output}: cannot write '{output.suffix or '(none)'}' (use {', '.join(WRITABLE_EXTENSIONS)})")
+        raise GnmError(
+            f"{output}: cannot write '{output.suffix or '(none)'}' (use {', '.join(WRITABLE_EXTENSIONS)})"
+        )
     tokenizer = _tokenizer(vocab_path, resolution)
     tokens, score_id = _load_token_input(tokens_file, index)
-    ids = tokenizer.to_ids(tokens) if tokens and isinstance(tokens[0], str) else list(tokens)  # type: ignore[arg-type]
+    ids = [t if isinstance(t, int) else tokenizer.vocab.id(t) for t in tokens]
     decoded = tokenizer.decode_full(ids, strict=not lenient, score_id=score_id)
     for problem in decoded.errors:
         click.echo(f"gnm: warning: {score_id}: {problem}", err=True)
@@ -203,9 +253,15 @@ def detokenize(
 
 @main.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--resolution", type=int, default=12, show_default=True, help="Grid ticks per quarter note.")
-@click.option("--composer", "composers", multiple=True, help="Composer token (repeat); default: the four.")
-@click.option("--max-duration", type=int, default=8, show_default=True, help="Longest Dur token in quarters.")
+@click.option(
+    "--resolution", type=int, default=12, show_default=True, help="Grid ticks per quarter note."
+)
+@click.option(
+    "--composer", "composers", multiple=True, help="Composer token (repeat); default: the four."
+)
+@click.option(
+    "--max-duration", type=int, default=8, show_default=True, help="Longest Dur token in quarters."
+)
 def vocab(output: Path, resolution: int, composers: tuple[str, ...], max_duration: int) -> None:
     """Write a vocabulary JSON file (validated by schemas/vocab.schema.json).
 
@@ -221,12 +277,20 @@ def vocab(output: Path, resolution: int, composers: tuple[str, ...], max_duratio
     except ValueError as exc:
         raise GnmError(str(exc)) from None
     built.save(output)
-    click.echo(f"wrote {output}: {len(built)} tokens, resolution {resolution}, hash {built.hash[:12]}")
+    click.echo(
+        f"wrote {output}: {len(built)} tokens, resolution {resolution}, hash {built.hash[:12]}"
+    )
 
 
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"),
-              show_default=True, help="Where tokens and the summary go.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/demo"),
+    show_default=True,
+    help="Where tokens and the summary go.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def demo(out_dir: Path, as_json: bool) -> None:
     """Tokenize a few pieces of music21's bundled corpus, check the round trip, print a summary.
@@ -256,3 +320,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 __all__ = ["SUPPORTED_EXTENSIONS", "main"]
+
+
+if __name__ == "__main__":
+    main()

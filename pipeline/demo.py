@@ -41,29 +41,42 @@ def run_demo(out_dir: Path, progress: bool = False) -> dict[str, Any]:
     lines = []
     for path, item, composer in _maybe_track(DEMO_PIECES, progress):
         started = time.perf_counter()
-        scores = read_scores(corpus.getWork(path))
+        scores = read_scores(str(corpus.getWork(path)))
         score = next(s for s in scores if item is None or s.meta.collection_item == item)
         result = tokenize_score(score, tokenizer, composer)
         decoded = tokenizer.decode(result.ids)
-        expected = sorted({(o, p, min(d, tokenizer.vocab.max_duration / tokenizer.vocab.resolution))
-                           for o, p, d in result.score.note_keys()})
+        expected = sorted(
+            {
+                (o, p, min(d, tokenizer.vocab.max_duration / tokenizer.vocab.resolution))
+                for o, p, d in result.score.note_keys()
+            }
+        )
         exact = decoded.note_keys() == expected and decoded.meters() == result.score.meters()
         name = path.replace("/", "_").rsplit(".", 1)[0] + (f"_X{item}" if item else "")
         write_midi(decoded, out_dir / f"{name}.mid")
-        lines.append(json.dumps({"id": score.meta.id, "composer": composer,
-                                 "tokens": tokenizer.to_strings(result.ids)}))
-        rows.append({
-            "piece": path + (f" X:{item}" if item else ""),
-            "meters_in": sorted(set(score.meters())),
-            "meters_out": sorted(set(result.score.meters())),
-            "bars": len(result.score.bars),
-            "notes": len(score.notes),
-            "tokens": len(result.ids),
-            "share_moved": round(result.quantize_stats.share_moved, 4),
-            "report": {k: v for k, v in result.report.items() if not k.endswith("_ticks")},
-            "round_trip_exact": exact,
-            "seconds": round(time.perf_counter() - started, 2),
-        })
+        lines.append(
+            json.dumps(
+                {
+                    "id": score.meta.id,
+                    "composer": composer,
+                    "tokens": tokenizer.to_strings(result.ids),
+                }
+            )
+        )
+        rows.append(
+            {
+                "piece": path + (f" X:{item}" if item else ""),
+                "meters_in": sorted(set(score.meters())),
+                "meters_out": sorted(set(result.score.meters())),
+                "bars": len(result.score.bars),
+                "notes": len(score.notes),
+                "tokens": len(result.ids),
+                "share_moved": round(result.quantize_stats.share_moved, 4),
+                "report": {k: v for k, v in result.report.items() if not k.endswith("_ticks")},
+                "round_trip_exact": exact,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
     (out_dir / "tokens.jsonl").write_text("\n".join(lines) + "\n")
     summary = {
         "vocab_size": len(tokenizer.vocab),
@@ -83,9 +96,13 @@ def print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Extended REMI on music21's corpus ({summary['resolution']} ticks per quarter)")
+    table = Table(
+        title=f"Extended REMI on music21's corpus ({summary['resolution']} ticks per quarter)"
+    )
     for column in ("piece", "meters in -> out", "bars", "notes", "tokens", "moved", "round trip"):
-        table.add_column(column, justify="left" if column in ("piece", "meters in -> out") else "right")
+        table.add_column(
+            column, justify="left" if column in ("piece", "meters in -> out") else "right"
+        )
     for row in summary["pieces"]:
         table.add_row(
             row["piece"],

@@ -202,7 +202,9 @@ class Score:
         expected_start = Fraction(0)
         for i, bar in enumerate(self.bars):
             if bar.start != expected_start:
-                fail(f"bar {i} starts at {bar.start}, expected {expected_start} (bars must be contiguous)")
+                fail(
+                    f"bar {i} starts at {bar.start}, expected {expected_start} (bars must be contiguous)"
+                )
             if bar.length <= 0:
                 fail(f"bar {i} has non-positive length {bar.length}")
             if bar.pickup and i != 0:
@@ -211,7 +213,9 @@ class Score:
         if self.notes and not self.bars:
             fail("score has notes but no bars")
         if self.notes and self.notes[-1].onset >= expected_start:
-            fail(f"note onset {self.notes[-1].onset} lies after the last bar (ends {expected_start})")
+            fail(
+                f"note onset {self.notes[-1].onset} lies after the last bar (ends {expected_start})"
+            )
         last_tempo = Fraction(-1)
         for change in self.tempos:
             if change.onset < last_tempo:

@@ -27,7 +27,9 @@ def write_score(score: Score, path: str | Path) -> Path:
     elif suffix in (".musicxml", ".xml", ".mxl"):
         write_musicxml(score, path)
     else:
-        raise GnmError(f"{path}: cannot write '{suffix or '(none)'}' (use one of {', '.join(WRITABLE_EXTENSIONS)})")
+        raise GnmError(
+            f"{path}: cannot write '{suffix or '(none)'}' (use one of {', '.join(WRITABLE_EXTENSIONS)})"
+        )
     return path
 
 
@@ -48,11 +50,18 @@ def write_midi(score: Score, path: str | Path) -> None:
     tpb = _ticks_per_beat(score)
     midi = MidiFile(ticks_per_beat=tpb)
     for part in score.parts:
-        midi.instruments.append(Instrument(program=part.program, is_drum=part.is_drum, name=part.name))
+        midi.instruments.append(
+            Instrument(program=part.program, is_drum=part.is_drum, name=part.name)
+        )
     for note in score.notes:
         start = int(note.onset * tpb)
         midi.instruments[note.part].notes.append(
-            MidiNote(velocity=note.velocity, pitch=note.pitch, start=start, end=start + int(note.duration * tpb))
+            MidiNote(
+                velocity=note.velocity,
+                pitch=note.pitch,
+                start=start,
+                end=start + int(note.duration * tpb),
+            )
         )
     midi.instruments = [inst for inst in midi.instruments if inst.notes] or midi.instruments[:1]
     previous = None
@@ -70,10 +79,12 @@ def write_midi(score: Score, path: str | Path) -> None:
 
 def write_musicxml(score: Score, path: str | Path) -> None:
     """Write MusicXML (compressed for .mxl) through music21, one part per voice layer."""
-    from music21 import chord, instrument, meter, metadata, note, stream, tempo
+    from music21 import chord, instrument, metadata, meter, note, stream, tempo
 
     out = stream.Score()
-    out.metadata = metadata.Metadata(title=score.meta.title or score.meta.id, composer=score.meta.composer or "")
+    out.metadata = metadata.Metadata(
+        title=score.meta.title or score.meta.id, composer=score.meta.composer or ""
+    )
     layers = _voice_layers(score.notes)
     for index, layer in enumerate(layers or [[]]):
         part = stream.Part(id=f"P{index + 1}")
@@ -92,7 +103,12 @@ def write_musicxml(score: Score, path: str | Path) -> None:
             part.insert(_offset(onset), element)
         # Rests fill the gaps so that every measure is complete.
         end = _offset(score.bars[-1].end) if score.bars else 0
-        filled = part.makeRests(fillGaps=True, inPlace=False, timeRangeFromBarDuration=False, refStreamOrTimeRange=[0, end])
+        filled = part.makeRests(
+            fillGaps=True,
+            inPlace=False,
+            timeRangeFromBarDuration=False,
+            refStreamOrTimeRange=[0, end],
+        )
         out.insert(0, filled)
     try:
         out.makeNotation(inPlace=True)

@@ -36,7 +36,8 @@ def m21_corpus_files(*composers: str) -> list[Path]:
     return sorted(
         Path(p)
         for p in corpus.getPaths()
-        if any(w in str(p) for w in wanted) and Path(p).suffix in (".mxl", ".xml", ".krn", ".musicxml", ".abc")
+        if any(w in str(p) for w in wanted)
+        and Path(p).suffix in (".mxl", ".xml", ".krn", ".musicxml", ".abc")
     )
 
 

@@ -18,12 +18,16 @@ REQUIRED_RULES = {
 }  # fmt: skip
 
 
-def score_of(bars: list[tuple[F, str]], notes: list[tuple[F, int, F]], pickup: bool = False) -> Score:
+def score_of(
+    bars: list[tuple[F, str]], notes: list[tuple[F, int, F]], pickup: bool = False
+) -> Score:
     out, start = [], F(0)
     for i, (length, meter) in enumerate(bars):
         out.append(Bar(start, length, Meter.parse(meter), pickup=pickup and i == 0))
         start += length
-    return Score(ScoreMeta("t"), tuple(sorted(Note(o, p, d) for o, p, d in notes)), tuple(out)).validate()
+    return Score(
+        ScoreMeta("t"), tuple(sorted(Note(o, p, d) for o, p, d in notes)), tuple(out)
+    ).validate()
 
 
 def test_rule_table_has_every_required_rule() -> None:
@@ -63,7 +67,9 @@ def test_pickup_right_aligned_in_shortest_tail() -> None:
 
 
 def test_incomplete_bar_reexpressed_when_a_meter_fits() -> None:
-    s = score_of([(F(4), "4/4"), (F(2), "4/4"), (F(4), "4/4")], [(F(4), 60, F(1)), (F(6), 62, F(1))])
+    s = score_of(
+        [(F(4), "4/4"), (F(2), "4/4"), (F(4), "4/4")], [(F(4), 60, F(1)), (F(6), 62, F(1))]
+    )
     n = normalize_meters(s)
     assert n.meters() == ["4/4", "2/4", "4/4"]
     assert n.note_keys() == s.note_keys()
@@ -86,7 +92,9 @@ def test_lone_incomplete_bar_padding_policy() -> None:
 
 def test_short_bar_merged_into_previous_or_next_bar() -> None:
     # 2/4: a lone one-quarter bar after a full bar -> one 3/4 bar; onsets exact, nothing padded.
-    s = score_of([(F(2), "2/4"), (F(1), "2/4"), (F(2), "2/4")], [(F(2), 60, F(1)), (F(3), 62, F(1))])
+    s = score_of(
+        [(F(2), "2/4"), (F(1), "2/4"), (F(2), "2/4")], [(F(2), 60, F(1)), (F(3), 62, F(1))]
+    )
     n = normalize_meters(s)
     assert n.meters() == ["3/4", "2/4"] and n.note_keys() == s.note_keys()
     assert n.report["short_bars_merged"] == 1 and "padding_quarters" not in n.report
@@ -94,7 +102,9 @@ def test_short_bar_merged_into_previous_or_next_bar() -> None:
     s = score_of([(F(3), "6/8"), (F(1), "2/4")], [(F(3), 60, F(1))])
     assert normalize_meters(s).meters() == ["4/4"]
     # With no previous bar to join (the first bar is a pickup) it joins the next one.
-    s = score_of([(F(1, 2), "2/4"), (F(1, 2), "3/4"), (F(3), "3/4")], [(F(1, 2), 60, F(1, 2))], pickup=True)
+    s = score_of(
+        [(F(1, 2), "2/4"), (F(1, 2), "3/4"), (F(3), "3/4")], [(F(1, 2), 60, F(1, 2))], pickup=True
+    )
     n = normalize_meters(s)
     assert n.report["short_bars_merged"] == 1 and n.meters()[-2:] == ["2/4", "3/8"]  # 7/8
 
@@ -120,7 +130,9 @@ def test_bad_rule_tables_are_refused() -> None:
         MeterConfig(rules={"5/4": ("2/4", "2/4")})
     with pytest.raises(ValueError, match="unsupported"):
         MeterConfig(rules={"5/8": ("5/8",)})
-    cfg = MeterConfig.from_params({"rules": {"5/8": ["3/8", "2/8"]}, "supported": [*SUPPORTED_METERS, "2/8"]})
+    cfg = MeterConfig.from_params(
+        {"rules": {"5/8": ["3/8", "2/8"]}, "supported": [*SUPPORTED_METERS, "2/8"]}
+    )
     assert [str(m) for m in cfg.decompose(Meter(5, 8))] == ["3/8", "2/8"]
 
 
@@ -177,13 +189,18 @@ def test_tuplets_and_grace_pieces_normalise_without_moving_onsets() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.sampled_from(["2/4", "3/4", "4/4", "6/8", "5/4", "12/8", "7/8", "2/2"]), st.integers(1, 12)),
+        st.tuples(
+            st.sampled_from(["2/4", "3/4", "4/4", "6/8", "5/4", "12/8", "7/8", "2/2"]),
+            st.integers(1, 12),
+        ),
         min_size=1,
         max_size=8,
     ),
     st.booleans(),
 )
-def test_normalisation_is_idempotent_and_bars_are_full(spec: list[tuple[str, int]], pickup: bool) -> None:
+def test_normalisation_is_idempotent_and_bars_are_full(
+    spec: list[tuple[str, int]], pickup: bool
+) -> None:
     bars = []
     for i, (meter, eighths) in enumerate(spec):
         full = Meter.parse(meter).length
@@ -192,7 +209,9 @@ def test_normalisation_is_idempotent_and_bars_are_full(spec: list[tuple[str, int
         if pickup and i == 0:
             length = min(length, full - F(1, 2)) if full > F(1, 2) else full
         bars.append((length, meter))
-    s = score_of(bars, [(F(0), 60, F(1, 2))], pickup=pickup and bars[0][0] < Meter.parse(bars[0][1]).length)
+    s = score_of(
+        bars, [(F(0), 60, F(1, 2))], pickup=pickup and bars[0][0] < Meter.parse(bars[0][1]).length
+    )
     once = normalize_meters(s)
     assert all(b.complete and str(b.meter) in SUPPORTED_METERS for b in once.bars)
     assert normalize_meters(once).bars == once.bars

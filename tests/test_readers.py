@@ -77,7 +77,12 @@ def test_tuplets_keep_exact_onsets() -> None:
     assert s.report["chords_split"] > 0
 
 
-def _midi(tmp_path: Path, name: str, signatures: list[tuple[int, int, int]], notes: list[tuple[int, int, int]]) -> Path:
+def _midi(
+    tmp_path: Path,
+    name: str,
+    signatures: list[tuple[int, int, int]],
+    notes: list[tuple[int, int, int]],
+) -> Path:
     midi = MidiFile(ticks_per_beat=480)
     piano = Instrument(program=0, name="piano")
     piano.notes = [MidiNote(90, p, s, e) for p, s, e in notes]
@@ -152,7 +157,15 @@ def test_bad_input_raises_score_parse_error_naming_the_file(name: str, message: 
 
 
 def test_supported_extensions() -> None:
-    assert set(SUPPORTED_EXTENSIONS) == {".xml", ".musicxml", ".mxl", ".krn", ".abc", ".mid", ".midi"}
+    assert set(SUPPORTED_EXTENSIONS) == {
+        ".xml",
+        ".musicxml",
+        ".mxl",
+        ".krn",
+        ".abc",
+        ".mid",
+        ".midi",
+    }
 
 
 def test_repeats_kept_as_written_unless_asked() -> None:

@@ -9,11 +9,18 @@ from pipeline.score import Bar, Meter, Note, Part, Score, ScoreMeta, TempoChange
 
 
 def make(notes: list[Note], bars: tuple[Bar, ...] | None = None, **kw: object) -> Score:
-    return Score(ScoreMeta("t"), tuple(notes), bars if bars is not None else bars_from_meters([Meter(4, 4)] * 2), **kw)  # type: ignore[arg-type]
+    return Score(
+        ScoreMeta("t"),
+        tuple(notes),
+        bars if bars is not None else bars_from_meters([Meter(4, 4)] * 2),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_valid_score_passes_and_derived_views() -> None:
-    s = make([Note(F(0), 60, F(1)), Note(F(1, 3), 64, F(2))], tempos=(TempoChange(F(0), 90.0),)).validate()
+    s = make(
+        [Note(F(0), 60, F(1)), Note(F(1, 3), 64, F(2))], tempos=(TempoChange(F(0), 90.0),)
+    ).validate()
     assert s.end == F(8)
     assert s.tempo == 90.0
     assert s.meters() == ["4/4", "4/4"]

@@ -34,7 +34,9 @@ def read_midi(path: Path, *, expand_repeats: bool = False) -> list[Score]:
     parts: list[Part] = []
     notes: list[Note] = []
     for index, instrument in enumerate(midi.instruments):
-        parts.append(Part(index, instrument.name or "", int(instrument.program), instrument.is_drum))
+        parts.append(
+            Part(index, instrument.name or "", int(instrument.program), instrument.is_drum)
+        )
         if instrument.is_drum:
             counts["unpitched_dropped"] += len(instrument.notes)
             continue
@@ -47,14 +49,22 @@ def read_midi(path: Path, *, expand_repeats: bool = False) -> list[Score]:
                 continue
             velocity = min(127, max(1, int(n.velocity)))
             notes.append(
-                Note(Fraction(n.start, tpb), int(n.pitch), Fraction(n.end - n.start, tpb), velocity, index)
+                Note(
+                    Fraction(n.start, tpb),
+                    int(n.pitch),
+                    Fraction(n.end - n.start, tpb),
+                    velocity,
+                    index,
+                )
             )
     notes.sort()
     if not parts:
         parts.append(Part(0))
     end = max((n.end for n in notes), default=Fraction(0))
     raw_bars = _bars_from_signatures(midi, tpb, end, counts)
-    bars = make_bars(raw_bars, notes[-1].onset if notes else None, counts, pickup_from_next_meter=True)
+    bars = make_bars(
+        raw_bars, notes[-1].onset if notes else None, counts, pickup_from_next_meter=True
+    )
     tempos: dict[Fraction, float] = {}
     for change in midi.tempo_changes:
         if change.tempo > 0:

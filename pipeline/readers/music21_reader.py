@@ -77,9 +77,7 @@ def convert_music21(
         parts.append(Part(index, name))
         notes.extend(_part_notes(m21_part, index, counts))
     notes.sort()
-    reference = next(
-        (p for p in m21_parts if p.getElementsByClass(stream.Measure)), m21_parts[0]
-    )
+    reference = next((p for p in m21_parts if p.getElementsByClass(stream.Measure)), m21_parts[0])
     raw_bars = _measure_bars(reference, counts)
     bars = make_bars(raw_bars, notes[-1].onset if notes else None, counts)
     metadata = m21.metadata
@@ -164,7 +162,10 @@ def _measure_bars(m21_part: Any, counts: Counter[str]) -> list[tuple[Fraction, M
         counts["bars_from_time_signatures"] += 1
         flat = m21_part.flatten()
         changes = [
-            (Fraction(ts.offset).limit_denominator(10_000), Meter(int(ts.numerator), int(ts.denominator)))
+            (
+                Fraction(ts.offset).limit_denominator(10_000),
+                Meter(int(ts.numerator), int(ts.denominator)),
+            )
             for ts in flat.getElementsByClass(m21meter.TimeSignature)
         ]
         end = Fraction(flat.highestTime).limit_denominator(10_000)

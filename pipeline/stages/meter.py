@@ -23,7 +23,7 @@ A meter with no rule raises `MeterError` naming it (`meter:<n/d>`): nothing is f
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -51,6 +51,7 @@ DEFAULT_RULES: Mapping[str, tuple[str, ...]] = {
     "8/8": ("4/4",),
     "6/16": ("3/8",),
     "12/16": ("6/8",),
+    "24/16": ("6/8", "6/8"),
 }
 
 IncompletePolicy = Literal["merge", "pad", "error"]
@@ -114,7 +115,7 @@ class MeterConfig:
 def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
     """Return `score` with every bar a full bar of a supported meter (see the module docstring)."""
     cfg = cfg or MeterConfig()
-    counts: Counter[str] = Counter()
+    counts: defaultdict[str, float] = defaultdict(float)
     out_meters: list[Meter] = []
     # (original bar start, shift applied to notes from there on)
     shifts: list[tuple[Fraction, Fraction]] = []
@@ -146,12 +147,19 @@ def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
         new_bars.append(Bar(start, meter.length, meter))
         start += meter.length
     tempos = tuple(t._replace(onset=t.onset + _shift_at(shifts, t.onset)) for t in score.tempos)
-    return score.replace(
-        notes=notes, bars=tuple(new_bars), tempos=tempos, pickup_shift=score.pickup_shift + pickup_shift
-    ).with_counts(counts).validate()
+    return (
+        score.replace(
+            notes=notes,
+            bars=tuple(new_bars),
+            tempos=tempos,
+            pickup_shift=score.pickup_shift + pickup_shift,
+        )
+        .with_counts(counts)
+        .validate()
+    )
 
 
-def _merge_split_bars(bars: Sequence[Bar], counts: Counter[str]) -> list[Bar]:
+def _merge_split_bars(bars: Sequence[Bar], counts: defaultdict[str, float]) -> list[Bar]:
     """Merge each pair of adjacent incomplete bars of one meter that together make a full bar."""
     out: list[Bar] = []
     for bar in bars:
@@ -170,7 +178,7 @@ def _merge_split_bars(bars: Sequence[Bar], counts: Counter[str]) -> list[Bar]:
     return out
 
 
-def _merge_short_bars(bars: list[Bar], cfg: MeterConfig, counts: Counter[str]) -> list[Bar]:
+def _merge_short_bars(bars: list[Bar], cfg: MeterConfig, counts: defaultdict[str, float]) -> list[Bar]:
     """Join each inexpressible short bar to its previous (else next) bar when the sum has a meter."""
     out: list[Bar] = []
     pending: Bar | None = None  # a short bar waiting to be joined to the next one
@@ -186,7 +194,11 @@ def _merge_short_bars(bars: list[Bar], cfg: MeterConfig, counts: Counter[str]) -
         short = not bar.pickup and bar.length < bar.meter.length
         if short and cfg.express(bar.length, bar.meter) is None:
             prev = out[-1] if out else None
-            if prev is not None and not prev.pickup and cfg.express(prev.length + bar.length, prev.meter):
+            if (
+                prev is not None
+                and not prev.pickup
+                and cfg.express(prev.length + bar.length, prev.meter)
+            ):
                 out[-1] = Bar(prev.start, prev.length + bar.length, prev.meter)
                 counts["short_bars_merged"] += 1
             else:
@@ -199,7 +211,7 @@ def _merge_short_bars(bars: list[Bar], cfg: MeterConfig, counts: Counter[str]) -
 
 
 def _irregular_bar(
-    bar: Bar, parts: tuple[Meter, ...], cfg: MeterConfig, counts: Counter[str]
+    bar: Bar, parts: tuple[Meter, ...], cfg: MeterConfig, counts: defaultdict[str, float]
 ) -> tuple[list[Meter], Fraction]:
     """Meters for a bar whose length differs from its meter, and the padding added at its end."""
     exact = cfg.express(bar.length, bar.meter)
@@ -233,7 +245,9 @@ def _shortest_tail(parts: Sequence[Meter], length: Fraction) -> tuple[Meter, ...
     return tuple(parts)
 
 
-def _shift_notes(notes: Sequence[Note], shifts: Sequence[tuple[Fraction, Fraction]]) -> Iterator[Note]:
+def _shift_notes(
+    notes: Sequence[Note], shifts: Sequence[tuple[Fraction, Fraction]]
+) -> Iterator[Note]:
     """Move each note by the shift in force at its original onset."""
     if not any(s for _, s in shifts):
         yield from notes

@@ -27,14 +27,19 @@ class TokenizedScore:
     report: dict[str, float] = field(default_factory=dict)
 
 
-def prepare(score: Score, meter_cfg: MeterConfig | None = None, resolution: int = 12) -> tuple[Score, QuantizeStats]:
+def prepare(
+    score: Score, meter_cfg: MeterConfig | None = None, resolution: int = 12
+) -> tuple[Score, QuantizeStats]:
     """Meter-normalise then quantise (MeterError when a meter has no rule)."""
     normalised = normalize_meters(score, meter_cfg)
     return quantize(normalised, QuantizeConfig(resolution))
 
 
 def tokenize_score(
-    score: Score, tokenizer: Tokenizer, composer: str | None = None, meter_cfg: MeterConfig | None = None
+    score: Score,
+    tokenizer: Tokenizer,
+    composer: str | None = None,
+    meter_cfg: MeterConfig | None = None,
 ) -> TokenizedScore:
     """Prepare and encode one score."""
     prepared, stats = prepare(score, meter_cfg, tokenizer.vocab.resolution)
@@ -46,7 +51,10 @@ def tokenize_score(
 
 
 def run(
-    scores: Iterable[Score], tokenizer: Tokenizer, composer: str | None = None, meter_cfg: MeterConfig | None = None
+    scores: Iterable[Score],
+    tokenizer: Tokenizer,
+    composer: str | None = None,
+    meter_cfg: MeterConfig | None = None,
 ) -> Iterator[TokenizedScore]:
     """Tokenize many scores lazily, in order."""
     for score in scores:

@@ -1,8 +1,8 @@
 """Extended REMI: vocabulary, grammar, encoder and decoder (DESIGN.md section 4).
 
-    tok = Tokenizer()                      # default vocabulary, 12 ticks per quarter
-    ids = tok.encode(score, composer="Bach")
-    back = tok.decode(ids)                 # a Score; tok.decode(ids, strict=False) never raises
+tok = Tokenizer()                      # default vocabulary, 12 ticks per quarter
+ids = tok.encode(score, composer="Bach")
+back = tok.decode(ids)                 # a Score; tok.decode(ids, strict=False) never raises
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ class Tokenizer:
         """The score a token sequence describes (TokenizeError on invalid input when strict)."""
         return decode_ids(ids, self.grammar, strict=strict).score
 
-    def decode_full(self, ids: Sequence[int], *, strict: bool = True, score_id: str = "decoded") -> Decoding:
+    def decode_full(
+        self, ids: Sequence[int], *, strict: bool = True, score_id: str = "decoded"
+    ) -> Decoding:
         """Decoded score, composer name and the list of problems found (non-strict)."""
         return decode_ids(ids, self.grammar, strict=strict, score_id=score_id)
 

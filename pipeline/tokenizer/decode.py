@@ -26,7 +26,9 @@ class Decoding:
     errors: list[str] = field(default_factory=list)
 
 
-def decode_ids(ids: Sequence[int], grammar: Grammar, *, strict: bool = True, score_id: str = "decoded") -> Decoding:
+def decode_ids(
+    ids: Sequence[int], grammar: Grammar, *, strict: bool = True, score_id: str = "decoded"
+) -> Decoding:
     """Rebuild the score that `ids` describe (see the module docstring for invalid input)."""
     vocab: Vocab = grammar.vocab
     res = vocab.resolution

@@ -47,7 +47,9 @@ def encode_score(score: Score, vocab: Vocab, composer: str | None = None) -> Enc
     events: set[tuple[int, int, int]] = set()
     for note in score.notes:
         if not pitch_min <= note.pitch <= pitch_max:
-            raise TokenizeError(f"{sid}: pitch {note.pitch} is outside the vocabulary's {pitch_min}-{pitch_max}")
+            raise TokenizeError(
+                f"{sid}: pitch {note.pitch} is outside the vocabulary's {pitch_min}-{pitch_max}"
+            )
         tick = to_ticks(note.onset, res, "onset", sid)
         dur = to_ticks(note.duration, res, "duration", sid)
         if dur > max_dur:
@@ -60,7 +62,11 @@ def encode_score(score: Score, vocab: Vocab, composer: str | None = None) -> Enc
     ordered = sorted(events)
 
     ts_ids = {m: vocab.ts_base + i for i, m in enumerate(vocab.meters)}
-    pos_base, pitch_base, dur_base = vocab.pos_base, vocab.pitch_base - pitch_min, vocab.dur_base - 1
+    pos_base, pitch_base, dur_base = (
+        vocab.pos_base,
+        vocab.pitch_base - pitch_min,
+        vocab.dur_base - 1,
+    )
     bar_id = vocab.index["Bar"]
     ids = [vocab.composer_id(composer), vocab.tempo_id(score.tempo), vocab.index["BOS"]]
     i, n = 0, len(ordered)

@@ -80,7 +80,9 @@ class Grammar:
         self.kinds: tuple[Kind, ...] = tuple(kinds)
         self.values: tuple[int, ...] = tuple(values)
         self.ts_positions = tuple(vocab.positions(m) for m in vocab.meters)
-        self.pad, self.bos, self.eos, self.bar = (vocab.index[t] for t in ("PAD", "BOS", "EOS", "Bar"))
+        self.pad, self.bos, self.eos, self.bar = (
+            vocab.index[t] for t in ("PAD", "BOS", "EOS", "Bar")
+        )
 
     def start(self) -> State:
         """The state before the first token."""

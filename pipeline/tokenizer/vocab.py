@@ -51,7 +51,9 @@ class VocabConfig:
             raise ValueError(f"resolution must be an even integer >= 2, not {self.resolution}")
         for text in self.meters:
             if (Meter.parse(text).length * self.resolution).denominator != 1:
-                raise ValueError(f"meter {text} does not fit a grid of {self.resolution} per quarter")
+                raise ValueError(
+                    f"meter {text} does not fit a grid of {self.resolution} per quarter"
+                )
         if self.max_duration_quarters < 1:
             raise ValueError("max_duration_quarters must be at least 1")
         if list(self.tempo_bins) != sorted(set(self.tempo_bins)) or not self.tempo_bins:
@@ -69,7 +71,7 @@ class VocabConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> VocabConfig:
         """Build from a params.yaml section; lists become tuples."""
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
         return cls(**kwargs)
 
 
@@ -97,7 +99,9 @@ class Vocab:
         try:
             return self.index[token]
         except KeyError:
-            raise TokenizeError(f"unknown token {token!r} for vocabulary {self.hash[:12]}") from None
+            raise TokenizeError(
+                f"unknown token {token!r} for vocabulary {self.hash[:12]}"
+            ) from None
 
     @property
     def resolution(self) -> int:
@@ -168,7 +172,12 @@ class Vocab:
     def hash(self) -> str:
         """sha256 of the canonical JSON of the config and the token list."""
         payload = json.dumps(
-            {"format": FORMAT, "version": FORMAT_VERSION, "config": _config_json(self.config), "tokens": self.tokens},
+            {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "config": _config_json(self.config),
+                "tokens": self.tokens,
+            },
             sort_keys=True,
             separators=(",", ":"),
         )
@@ -207,9 +216,13 @@ class Vocab:
         validate_vocab_json(data, source)
         vocab = cls(VocabConfig.from_params(data["config"]))
         if list(vocab.tokens) != list(data["tokens"]):
-            raise TokenizeError(f"{source}: token list does not match its config (file edited by hand?)")
+            raise TokenizeError(
+                f"{source}: token list does not match its config (file edited by hand?)"
+            )
         if vocab.hash != data["hash"]:
-            raise TokenizeError(f"{source}: hash {data['hash'][:12]} does not match content {vocab.hash[:12]}")
+            raise TokenizeError(
+                f"{source}: hash {data['hash'][:12]} does not match content {vocab.hash[:12]}"
+            )
         return vocab
 
 
@@ -218,7 +231,9 @@ def validate_vocab_json(data: Mapping[str, Any], source: str = "<vocab>") -> Non
     import jsonschema
 
     schema = json.loads(SCHEMA_PATH.read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
+    )
     if errors:
         err = errors[0]
         where = "/".join(str(p) for p in err.path) or "(top level)"
