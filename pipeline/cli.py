@@ -6,6 +6,7 @@ Errors that GnM raises on purpose (`GnmError`) become one line on stderr and exi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,7 @@ import click
 
 from pipeline import __version__
 from pipeline.errors import GnmError, TokenizeError
+from pipeline.params import Params, load_params
 from pipeline.readers import SUPPORTED_EXTENSIONS, read_scores
 from pipeline.stages.tokenize import TokenizedScore, tokenize_score
 from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
@@ -48,12 +50,28 @@ def main(debug: bool) -> None:
     """
 
 
-def _tokenizer(vocab_path: str | None, resolution: int | None) -> Tokenizer:
+def _tokenizer(vocab_path: str | None, resolution: int | None, params: Params | None = None) -> Tokenizer:
+    """The tokenizer of --vocab, else of params.yaml's vocab section with --resolution applied."""
     if vocab_path and resolution:
         raise click.UsageError("give either --vocab or --resolution, not both")
     if vocab_path:
         return Tokenizer(Vocab.load(vocab_path))
-    return Tokenizer(Vocab(VocabConfig(resolution=resolution or 12)))
+    config = (params or Params()).vocab
+    if resolution:
+        try:
+            config = dataclasses.replace(config, resolution=resolution)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--resolution") from None
+    return Tokenizer(Vocab(config))
+
+
+PARAMS_OPTION = click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Parameter file (meter rules, vocabulary); default: the built-in defaults (= params.yaml).",
+)
 
 
 def _progress(items: Sequence[Any], label: str) -> Iterator[Any]:
@@ -125,6 +143,7 @@ def tokenize(
     resolution: int | None,
     vocab_path: str | None,
     expand_repeats: bool,
+    params_path: str | None,
 ) -> None:
     """Tokenize FILE (MusicXML, MXL, kern, ABC or MIDI) into Extended REMI.
 
@@ -136,13 +155,14 @@ def tokenize(
       gnm tokenize bwv66.6.mxl --composer Bach --json
       gnm tokenize ballad40.abc -o ballad40.jsonl
     """
-    tokenizer = _tokenizer(vocab_path, resolution)
+    params = load_params(params_path)
+    tokenizer = _tokenizer(vocab_path, resolution, params)
     if composer is not None:
         tokenizer.vocab.composer_id(composer)  # fail before the slow parse
     scores = read_scores(file, expand_repeats=expand_repeats)
     objects = []
     for score in _progress(scores, f"tokenizing {file.name}"):
-        result = tokenize_score(score, tokenizer, composer)
+        result = tokenize_score(score, tokenizer, composer, params.meter)
         objects.append(tokenized_json(result, tokenizer))
     if output is not None:
         text = (

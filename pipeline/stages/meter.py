@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 from pipeline.errors import MeterError
 from pipeline.score import Bar, Meter, Note, Score
@@ -81,14 +81,19 @@ class MeterConfig:
             )
 
     @classmethod
-    def from_params(cls, params: Mapping[str, object]) -> MeterConfig:
+    def from_params(cls, params: Mapping[str, Any]) -> MeterConfig:
         """Build from a params.yaml section (`supported`, `rules`, `incomplete_bars`)."""
+        unknown = set(params) - {"supported", "rules", "incomplete_bars"}
+        if unknown:
+            raise ValueError(f"unknown meter parameters: {', '.join(sorted(unknown))}")
         rules_raw = params.get("rules", DEFAULT_RULES)
-        assert isinstance(rules_raw, Mapping), "meter.rules must be a mapping"
+        supported_raw = params.get("supported", SUPPORTED_METERS)
+        if not isinstance(rules_raw, Mapping) or not all(isinstance(v, list | tuple) for v in rules_raw.values()):
+            raise ValueError("rules must map a meter to a list of meters, e.g. 5/4: [2/4, 3/4]")
+        if not isinstance(supported_raw, list | tuple):
+            raise ValueError("supported must be a list of meters")
         rules = {str(k): tuple(str(p) for p in v) for k, v in rules_raw.items()}
-        supported = tuple(str(m) for m in params.get("supported", SUPPORTED_METERS))  # type: ignore[attr-defined]
-        policy = str(params.get("incomplete_bars", "merge"))
-        return cls(supported, rules, policy)  # type: ignore[arg-type]
+        return cls(tuple(str(m) for m in supported_raw), rules, params.get("incomplete_bars", "merge"))
 
     def decompose(self, meter: Meter) -> tuple[Meter, ...]:
         """The supported meters a full bar of `meter` becomes; MeterError when there is no rule."""

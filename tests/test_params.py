@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.params import Params, ParamsError, load_params
+from pipeline.stages.meter import MeterConfig
+from tests.conftest import REPO
+
+
+def test_shipped_params_equal_the_dataclass_defaults() -> None:
+    assert load_params(REPO / "params.yaml") == Params()
+    assert load_params(None) == Params()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("meter: {rules: {5/4: [2/4, 2/4]}}", "section 'meter': meter rule 5/4 -> 2/4 \\+ 2/4 does not add up"),
+        ("meter: {incomplete_bars: drop}", "incomplete_bars must be"),
+        ("meter: {rule: {}}", "unknown meter parameters: rule"),
+        ("quantize: {resolution: 24}", "must equal vocab.resolution"),
+        ("vocab: {resolution: 9}", "section 'vocab'"),
+        ("vocab: [1, 2]", "section 'vocab' must be a mapping"),
+        ("- just a list", "mapping of sections"),
+        ("meter: {rules: [", "cannot read parameters"),
+    ],
+)
+def test_bad_params_name_the_file_and_section(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=message) as info:
+        load_params(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_declared_rule_extends_the_table(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("meter: {rules: {10/8: [6/8, 2/4]}}\nquantize: {resolution: 24}\nvocab: {resolution: 24}\n")
+    params = load_params(path)
+    assert params.meter.rules == {"10/8": ("6/8", "2/4")} and params.vocab.resolution == 24
+    assert params.meter != MeterConfig()
