@@ -50,7 +50,9 @@ def main(debug: bool) -> None:
     """
 
 
-def _tokenizer(vocab_path: str | None, resolution: int | None, params: Params | None = None) -> Tokenizer:
+def _tokenizer(
+    vocab_path: str | None, resolution: int | None, params: Params | None = None
+) -> Tokenizer:
     """The tokenizer of --vocab, else of params.yaml's vocab section with --resolution applied."""
     if vocab_path and resolution:
         raise click.UsageError("give either --vocab or --resolution, not both")

@@ -17,7 +17,10 @@ def test_shipped_params_equal_the_dataclass_defaults() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("meter: {rules: {5/4: [2/4, 2/4]}}", "section 'meter': meter rule 5/4 -> 2/4 \\+ 2/4 does not add up"),
+        (
+            "meter: {rules: {5/4: [2/4, 2/4]}}",
+            "section 'meter': meter rule 5/4 -> 2/4 \\+ 2/4 does not add up",
+        ),
         ("meter: {incomplete_bars: drop}", "incomplete_bars must be"),
         ("meter: {rule: {}}", "unknown meter parameters: rule"),
         ("quantize: {resolution: 24}", "must equal vocab.resolution"),
@@ -37,7 +40,9 @@ def test_bad_params_name_the_file_and_section(tmp_path: Path, text: str, message
 
 def test_a_declared_rule_extends_the_table(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text("meter: {rules: {10/8: [6/8, 2/4]}}\nquantize: {resolution: 24}\nvocab: {resolution: 24}\n")
+    path.write_text(
+        "meter: {rules: {10/8: [6/8, 2/4]}}\nquantize: {resolution: 24}\nvocab: {resolution: 24}\n"
+    )
     params = load_params(path)
     assert params.meter.rules == {"10/8": ("6/8", "2/4")} and params.vocab.resolution == 24
     assert params.meter != MeterConfig()

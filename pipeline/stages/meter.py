@@ -88,12 +88,16 @@ class MeterConfig:
             raise ValueError(f"unknown meter parameters: {', '.join(sorted(unknown))}")
         rules_raw = params.get("rules", DEFAULT_RULES)
         supported_raw = params.get("supported", SUPPORTED_METERS)
-        if not isinstance(rules_raw, Mapping) or not all(isinstance(v, list | tuple) for v in rules_raw.values()):
+        if not isinstance(rules_raw, Mapping) or not all(
+            isinstance(v, list | tuple) for v in rules_raw.values()
+        ):
             raise ValueError("rules must map a meter to a list of meters, e.g. 5/4: [2/4, 3/4]")
         if not isinstance(supported_raw, list | tuple):
             raise ValueError("supported must be a list of meters")
         rules = {str(k): tuple(str(p) for p in v) for k, v in rules_raw.items()}
-        return cls(tuple(str(m) for m in supported_raw), rules, params.get("incomplete_bars", "merge"))
+        return cls(
+            tuple(str(m) for m in supported_raw), rules, params.get("incomplete_bars", "merge")
+        )
 
     def decompose(self, meter: Meter) -> tuple[Meter, ...]:
         """The supported meters a full bar of `meter` becomes; MeterError when there is no rule."""
@@ -183,7 +187,9 @@ def _merge_split_bars(bars: Sequence[Bar], counts: defaultdict[str, float]) -> l
     return out
 
 
-def _merge_short_bars(bars: list[Bar], cfg: MeterConfig, counts: defaultdict[str, float]) -> list[Bar]:
+def _merge_short_bars(
+    bars: list[Bar], cfg: MeterConfig, counts: defaultdict[str, float]
+) -> list[Bar]:
     """Join each inexpressible short bar to its previous (else next) bar when the sum has a meter."""
     out: list[Bar] = []
     pending: Bar | None = None  # a short bar waiting to be joined to the next one

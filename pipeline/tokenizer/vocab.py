@@ -71,7 +71,9 @@ class VocabConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> VocabConfig:
         """Build from a params.yaml section; lists become tuples."""
-        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+        kwargs: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in params.items()
+        }
         return cls(**kwargs)
 
 
