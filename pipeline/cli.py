@@ -137,6 +137,7 @@ def tokenized_json(result: TokenizedScore, tokenizer: Tokenizer) -> dict[str, An
 @click.option(
     "--expand-repeats", is_flag=True, help="Expand written repeats (music21) before tokenizing."
 )
+@PARAMS_OPTION
 def tokenize(
     file: Path,
     composer: str | None,

@@ -121,3 +121,22 @@ def test_demo_round_trips_and_writes_outputs(tmp_path: Path) -> None:
     summary = json.loads(out)
     assert summary["all_round_trips_exact"] and len(summary["pieces"]) == 8
     assert (tmp_path / "tokens.jsonl").exists() and len(list(tmp_path.glob("*.mid"))) == 8
+
+
+def test_params_file_reaches_the_tokenizer(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("vocab: {composers: [Haydn]}\n")
+    code, out, err = run(
+        "tokenize",
+        str(TEST_DATA / "two_tunes.abc"),
+        "--json",
+        "--params",
+        str(params),
+        "--composer",
+        "Haydn",
+    )
+    assert code == 0, err
+    assert json.loads(out.splitlines()[0])["tokens"][0] == "Composer_Haydn"
+    params.write_text("meter: {incomplete_bars: sometimes}\n")
+    code, _, err = run("tokenize", str(TEST_DATA / "two_tunes.abc"), "--params", str(params))
+    assert code == 1 and "incomplete_bars must be" in err and str(params) in err
