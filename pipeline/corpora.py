@@ -1,0 +1,253 @@
+"""Corpus declarations (`corpora/*.yaml`): loading, validation and enumeration of their files.
+
+A declaration is data: adding a corpus needs a YAML file, not code. It is validated against
+`schemas/corpus.schema.json`; every problem is a CorpusError naming the file and the field.
+Enumeration never leaves the declared root: a glob match whose resolved path escapes it (a
+symlink out, say) is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import CorpusError
+from pipeline.readers import SUPPORTED_EXTENSIONS
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "corpus.schema.json"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input file of a corpus: its path relative to the corpus root and on disk."""
+
+    corpus: str
+    rel_path: str
+    path: Path
+
+    @property
+    def id(self) -> str:
+        """The item id of the file (`<corpus>/<relative path>`); collection items add `#X:<n>`."""
+        return f"{self.corpus}/{self.rel_path}"
+
+
+@dataclass(frozen=True)
+class CorpusDecl:
+    """A validated corpus declaration."""
+
+    name: str
+    description: str
+    source_kind: str
+    include: tuple[str, ...]
+    genre: str
+    licence: str
+    redistributable: bool
+    priority: int
+    source_path: str | None = None
+    exclude: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
+    composer: str | None = None
+    composer_pattern: str | None = None
+    composer_map: Mapping[str, str] = field(default_factory=dict)
+    composer_default: str | None = None
+    meter_override_file: str | None = None
+    max_items: int | None = None
+    declaration: str = ""
+
+    def root(self, data_root: Path | None) -> Path:
+        """The folder the include globs are relative to."""
+        if self.source_kind == "music21":
+            return music21_corpus_root()
+        if data_root is None:
+            raise CorpusError(
+                f"{self.declaration}: source.path '{self.source_path}' needs a data root "
+                "(give --data-root or set GNM_DATA_ROOT)"
+            )
+        return data_root / str(self.source_path)
+
+    def composer_for(self, rel_path: str) -> str | None:
+        """The composer of an item: fixed, or derived from its relative path."""
+        if self.composer is not None:
+            return self.composer
+        if self.composer_pattern is None:
+            return None
+        match = re.search(self.composer_pattern, rel_path)
+        if match is None:
+            return self.composer_default
+        raw = match.group("composer")
+        return self.composer_map.get(raw, raw)
+
+    def files(self, data_root: Path | None) -> list[SourceFile]:
+        """Every matching file, sorted by relative path, capped at `max_items` (deterministic)."""
+        root = self.root(data_root)
+        if not root.is_dir():
+            raise CorpusError(f"{self.declaration}: source folder {root} does not exist")
+        resolved_root = root.resolve()
+        found: dict[str, Path] = {}
+        for pattern in self.include:
+            for path in root.glob(pattern):
+                if not path.is_file():
+                    continue
+                rel = path.relative_to(root).as_posix()
+                if any(_glob_match(rel, x) for x in self.exclude):
+                    continue
+                if not path.resolve().is_relative_to(resolved_root):
+                    raise CorpusError(
+                        f"{self.declaration}: {rel} resolves outside the corpus root {root}"
+                    )
+                suffix = path.suffix.lower().lstrip(".")
+                if self.formats and suffix not in self.formats:
+                    continue
+                if f".{suffix}" not in SUPPORTED_EXTENSIONS:
+                    continue
+                found[rel] = path
+        ordered = [SourceFile(self.name, rel, found[rel]) for rel in sorted(found)]
+        return ordered[: self.max_items] if self.max_items else ordered
+
+
+def _glob_match(rel: str, pattern: str) -> bool:
+    return bool(re.fullmatch(_glob_to_regex(pattern), rel))
+
+
+@cache
+def _glob_to_regex(pattern: str) -> str:
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return out
+
+
+@cache
+def music21_corpus_root() -> Path:
+    """The folder of music21's bundled corpus (real files shipped inside the package)."""
+    import music21
+
+    return Path(music21.__file__).resolve().parent / "corpus"
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    return dict(json.loads(SCHEMA_PATH.read_text()))
+
+
+def parse_declaration(data: Any, source: str) -> CorpusDecl:
+    """Validate a declaration's parsed YAML and build it; CorpusError names the field."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (list(e.path), e.message))
+    if errors:
+        err = errors[0]
+        where = ".".join(str(p) for p in err.path) or "(top level)"
+        raise CorpusError(f"{source}: field {where}: {err.message}")
+    source_block = data["source"]
+    from_path = data.get("composer_from_path") or {}
+    if from_path:
+        try:
+            compiled = re.compile(from_path["pattern"])
+        except re.error as exc:
+            raise CorpusError(f"{source}: field composer_from_path.pattern: {exc}") from None
+        if "composer" not in compiled.groupindex:
+            raise CorpusError(
+                f"{source}: field composer_from_path.pattern: needs a (?P<composer>...) group"
+            )
+    return CorpusDecl(
+        name=data["name"],
+        description=data["description"],
+        source_kind=source_block["kind"],
+        include=tuple(source_block["include"]),
+        genre=data["genre"],
+        licence=data["licence"],
+        redistributable=data["redistributable"],
+        priority=data["priority"],
+        source_path=source_block.get("path"),
+        exclude=tuple(source_block.get("exclude", ())),
+        formats=tuple(data.get("formats", ())),
+        composer=data.get("composer"),
+        composer_pattern=from_path.get("pattern"),
+        composer_map=dict(from_path.get("map", {})),
+        composer_default=from_path.get("default"),
+        meter_override_file=(data.get("meter_override") or {}).get("file"),
+        max_items=data.get("max_items"),
+        declaration=source,
+    )
+
+
+def load_declaration(path: str | Path) -> CorpusDecl:
+    """Read and validate one declaration file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise CorpusError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    decl = parse_declaration(data, str(path))
+    if decl.name != path.stem:
+        raise CorpusError(
+            f"{path}: field name: '{decl.name}' must equal the file name '{path.stem}'"
+        )
+    return decl
+
+
+def load_declarations(folder: str | Path, names: Iterable[str] | None = None) -> list[CorpusDecl]:
+    """Every declaration in `folder` (or only `names`), sorted by name; CorpusError on the first problem."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CorpusError(f"{folder}: corpus declaration folder does not exist")
+    decls = [load_declaration(p) for p in sorted(folder.glob("*.yaml"))]
+    if names is not None:
+        wanted = list(names)
+        known = {d.name for d in decls}
+        missing = [n for n in wanted if n not in known]
+        if missing:
+            raise CorpusError(
+                f"{folder}: no declaration for corpus {', '.join(missing)} (known: {', '.join(sorted(known))})"
+            )
+        decls = [d for d in decls if d.name in wanted]
+    return decls
+
+
+def validate_folder(folder: str | Path, data_root: Path | None) -> list[str]:
+    """One line per problem across all declarations in `folder` (empty when all is well)."""
+    problems: list[str] = []
+    folder = Path(folder)
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            decl = load_declaration(path)
+            if (
+                decl.source_kind == "directory"
+                and data_root is not None
+                and not decl.root(data_root).is_dir()
+            ):
+                problems.append(f"{path}: field source.path: {decl.root(data_root)} does not exist")
+        except CorpusError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def resolve_data_root(option: str | None, env: str | None, params_value: str | None) -> Path | None:
+    """The data root: --data-root, else $GNM_DATA_ROOT, else params (None when none is given)."""
+    for value in (option, env, params_value):
+        if value:
+            return Path(value)
+    return None

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.corpora import load_declaration, load_declarations, resolve_data_root, validate_folder
+from pipeline.errors import CorpusError
+from tests.conftest import REPO
+
+CORPORA = REPO / "corpora"
+
+VALID = """\
+name: {name}
+description: a test corpus
+source:
+  kind: directory
+  path: {path}
+  include: ["**/*.mid", "*.abc"]
+  exclude: ["skip/**"]
+genre: folk
+composer_from_path:
+  pattern: "^(?P<composer>[^/]+)/"
+  map: {{bach: Bach}}
+  default: Anonymous
+licence: CC0
+redistributable: true
+priority: 10
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_declarations_are_valid_and_cover_the_issue_list(data_root: Path) -> None:
+    assert validate_folder(CORPORA, data_root) == []
+    names = {d.name for d in load_declarations(CORPORA)}
+    assert {
+        "m21-bach", "m21-beethoven", "m21-mozart", "m21-chopin", "m21-classical", "m21-palestrina", "m21-folk",
+        "asap", "sapp-beethoven-sonatas", "sapp-mozart-sonatas", "sapp-chopin-preludes", "pop909", "openewld",
+        "nottingham",
+    } <= names  # fmt: skip
+    palestrina = load_declaration(CORPORA / "m21-palestrina.yaml")
+    assert not palestrina.redistributable
+
+
+def test_shipped_declarations_enumerate_the_real_files(data_root: Path) -> None:
+    counts = {d.name: len(d.files(data_root)) for d in load_declarations(CORPORA)}
+    assert counts["asap"] == 232 and counts["pop909"] == 909 and counts["openewld"] == 502
+    assert counts["sapp-beethoven-sonatas"] == 103 and counts["nottingham"] == 14
+    assert counts["m21-bach"] == 413 and counts["m21-chopin"] == 1
+    asap = load_declaration(CORPORA / "asap.yaml")
+    composers = {asap.composer_for(f.rel_path) for f in asap.files(data_root)}
+    assert {"Bach", "Beethoven", "Chopin", "Mozart", "Liszt"} <= composers
+
+
+def test_directory_corpus_globs_excludes_composer_map_and_order(tmp_path: Path) -> None:
+    data = tmp_path / "data" / "set"
+    for rel in ("bach/a.mid", "bach/b.mid", "other/c.mid", "skip/d.mid", "top.abc", "notes.txt"):
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).write_text("x")
+    decl = load_declaration(write(tmp_path, "set", VALID.format(name="set", path="set")))
+    files = decl.files(tmp_path / "data")
+    assert [f.rel_path for f in files] == ["bach/a.mid", "bach/b.mid", "other/c.mid", "top.abc"]
+    assert files[0].id == "set/bach/a.mid"
+    assert [decl.composer_for(f.rel_path) for f in files] == ["Bach", "Bach", "other", "Anonymous"]
+
+
+def test_paths_cannot_escape_the_root(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="source.path"):
+        load_declaration(write(tmp_path, "bad", VALID.format(name="bad", path="../elsewhere")))
+    data = tmp_path / "data" / "set"
+    data.mkdir(parents=True)
+    outside = tmp_path / "secret.mid"
+    outside.write_text("x")
+    os.symlink(outside, data / "link.mid")
+    decl = load_declaration(write(tmp_path, "set", VALID.format(name="set", path="set")))
+    with pytest.raises(CorpusError, match="outside the corpus root"):
+        decl.files(tmp_path / "data")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (VALID.replace("genre: folk", "genre: baroque-pop"), "field genre"),
+        (VALID.replace("priority: 10", "priority: high"), "field priority"),
+        (VALID.replace("licence: CC0\n", ""), "'licence' is a required property"),
+        (VALID.replace("  path: {path}\n", ""), "field source"),
+        (VALID + "composer: Bach\n", "top level"),
+        (VALID.replace('"^(?P<composer>[^/]+)/"', '"^([^/]+)/"'), "composer_from_path.pattern"),
+        ("name: [unclosed", "not valid YAML"),
+    ],
+)
+def test_invalid_declarations_name_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, "set", text.format(name="set", path="set") if "{name}" in text else text)
+    with pytest.raises(CorpusError, match=message) as info:
+        load_declaration(path)
+    assert str(path) in str(info.value)
+    assert len(validate_folder(tmp_path, None)) == 1
+
+
+def test_name_must_match_file_and_missing_data_root(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="must equal the file name"):
+        load_declaration(write(tmp_path, "other", VALID.format(name="set", path="set")))
+    decl = load_declaration(write(tmp_path, "set", VALID.format(name="set", path="set")))
+    with pytest.raises(CorpusError, match="needs a data root"):
+        decl.files(None)
+    with pytest.raises(CorpusError, match="does not exist"):
+        decl.files(tmp_path / "nowhere")
+
+
+def test_data_root_precedence() -> None:
+    assert resolve_data_root("a", "b", "c") == Path("a")
+    assert resolve_data_root(None, "b", "c") == Path("b")
+    assert resolve_data_root(None, None, "c") == Path("c")
+    assert resolve_data_root(None, None, None) is None
