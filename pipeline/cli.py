@@ -335,6 +335,11 @@ def demo(out_dir: Path, as_json: bool) -> None:
         raise GnmError("a round trip was not exact; see the table above")
 
 
+from pipeline.data_cli import data  # noqa: E402  (registered after main is defined)
+
+main.add_command(data)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

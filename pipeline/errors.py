@@ -12,7 +12,16 @@ class CorpusError(GnmError):
 
 
 class ScoreParseError(GnmError):
-    """A file could not be read into a canonical score (empty, truncated, malformed, unknown type)."""
+    """A file could not be read into a canonical score (empty, truncated, malformed, unknown type).
+
+    `reason` is the machine-readable quarantine reason (`empty_file`, `bad_midi`, `encoding`,
+    `malformed_xml`, `bad_zip`, `not_musicxml_zip`, `unsupported_format`, ...; `parse_error` when
+    nothing more specific is known).
+    """
+
+    def __init__(self, message: str, reason: str = "parse_error") -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 class ScoreValidationError(GnmError):

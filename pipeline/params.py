@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import GnmError
+from pipeline.stages.ingest import IngestConfig
 from pipeline.stages.meter import MeterConfig
 from pipeline.stages.quantize import QuantizeConfig
 from pipeline.tokenizer.vocab import VocabConfig
@@ -26,6 +27,7 @@ class ParamsError(GnmError):
 class Params:
     """The parsed parameter file."""
 
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     meter: MeterConfig = field(default_factory=MeterConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
@@ -51,6 +53,7 @@ def load_params(path: str | Path | None) -> Params:
         raise ParamsError(f"{path}: expected a mapping of sections at the top level")
     built: dict[str, Any] = {}
     for name, factory in (
+        ("ingest", lambda d: IngestConfig(**d)),
         ("meter", MeterConfig.from_params),
         ("quantize", lambda d: QuantizeConfig(**d)),
         ("vocab", VocabConfig.from_params),

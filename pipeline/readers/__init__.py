@@ -31,12 +31,13 @@ def read_scores(path: str | Path, *, expand_repeats: bool = False) -> list[Score
     if reader is None:
         raise ScoreParseError(
             f"{path}: unsupported file type '{path.suffix or '(none)'}' "
-            f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})"
+            f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})",
+            "unsupported_format",
         )
     if not path.is_file():
-        raise ScoreParseError(f"{path}: no such file")
+        raise ScoreParseError(f"{path}: no such file", "missing_file")
     if path.stat().st_size == 0:
-        raise ScoreParseError(f"{path}: the file is empty")
+        raise ScoreParseError(f"{path}: the file is empty", "empty_file")
     return reader(path, expand_repeats=expand_repeats)
 
 

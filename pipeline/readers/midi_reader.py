@@ -26,10 +26,14 @@ def read_midi(path: Path, *, expand_repeats: bool = False) -> list[Score]:
         midi = MidiFile(str(path))
     except Exception as exc:  # mido raises EOFError, OSError, ValueError, KeyError, ...
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise ScoreParseError(f"{path}: not a readable MIDI file: {detail[:200]}") from exc
+        raise ScoreParseError(
+            f"{path}: not a readable MIDI file: {detail[:200]}", "bad_midi"
+        ) from exc
     tpb = int(midi.ticks_per_beat)
     if tpb <= 0:
-        raise ScoreParseError(f"{path}: MIDI header gives {tpb} ticks per beat (must be positive)")
+        raise ScoreParseError(
+            f"{path}: MIDI header gives {tpb} ticks per beat (must be positive)", "bad_midi"
+        )
     counts: Counter[str] = Counter()
     parts: list[Part] = []
     notes: list[Note] = []

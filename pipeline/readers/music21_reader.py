@@ -9,10 +9,12 @@ carrying the `X:` number. Ties become one note, chords become notes, grace notes
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from pipeline.errors import ScoreParseError
 from pipeline.readers.common import DEFAULT_METER, bars_from_time_signatures, make_bars, report_dict
@@ -26,13 +28,17 @@ def read_music21(path: Path, *, expand_repeats: bool = False) -> list[Score]:
     """Parse `path` with music21 and return one canonical score per piece in it."""
     from music21 import converter, stream
 
+    if path.suffix.lower() == ".mxl":
+        _check_mxl(path)
     # music21 warns (on stderr) about every oddity it repairs; record them as a count instead.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             parsed = converter.parse(str(path))
         except Exception as exc:  # music21 raises many unrelated types on malformed input
-            raise ScoreParseError(f"{path}: music21 could not parse it: {_one_line(exc)}") from exc
+            raise ScoreParseError(
+                f"{path}: music21 could not parse it: {_one_line(exc)}", _parse_reason(exc)
+            ) from exc
     if isinstance(parsed, stream.Opus):
         pieces = list(parsed.scores)
     elif isinstance(parsed, stream.Score):
@@ -42,7 +48,7 @@ def read_music21(path: Path, *, expand_repeats: bool = False) -> list[Score]:
         wrapper.insert(0, parsed)
         pieces = [wrapper]
     if not pieces:
-        raise ScoreParseError(f"{path}: the file holds no score")
+        raise ScoreParseError(f"{path}: the file holds no score", "no_scores")
     collection = len(pieces) > 1 or path.suffix.lower() == ".abc"
     scores = []
     for index, piece in enumerate(pieces):
@@ -231,6 +237,32 @@ def _collection_item(piece: Any, index: int) -> str:
     """The `X:` number of a collection item (its position from 1 when the file has none)."""
     number = getattr(piece.metadata, "number", None) if piece.metadata is not None else None
     return str(number) if number not in (None, "") else str(index + 1)
+
+
+def _check_mxl(path: Path) -> None:
+    """A compressed MusicXML file must be a zip holding a MusicXML document."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ScoreParseError(f"{path}: not a zip archive ({_one_line(exc)})", "bad_zip") from exc
+    if not any(
+        n.lower().endswith((".xml", ".musicxml")) and not n.startswith("META-INF/") for n in names
+    ):
+        raise ScoreParseError(
+            f"{path}: the zip holds no MusicXML document ({len(names)} members)", "not_musicxml_zip"
+        )
+
+
+def _parse_reason(exc: BaseException) -> str:
+    """A specific quarantine reason for a music21 failure."""
+    if isinstance(exc, UnicodeError):
+        return "encoding"
+    if isinstance(exc, ElementTree.ParseError):
+        return "malformed_xml"
+    if isinstance(exc, zipfile.BadZipFile):
+        return "bad_zip"
+    return "parse_error"
 
 
 def _one_line(exc: BaseException) -> str:

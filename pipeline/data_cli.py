@@ -1,0 +1,276 @@
+"""`gnm data ...`: thin commands over the corpus declarations and the data stages."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.corpora import CorpusDecl, load_declarations, resolve_data_root, validate_folder
+from pipeline.errors import GnmError
+from pipeline.ledger import merge, read_decisions, write_ledger
+from pipeline.params import Params, load_params
+from pipeline.stages import ingest as ingest_stage
+
+CORPORA_OPTION = click.option(
+    "--corpora",
+    "corpora_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("corpora"),
+    show_default=True,
+    help="Folder of corpus declarations (*.yaml).",
+)
+DATA_ROOT_OPTION = click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Root of the data sets that directory corpora name; default $GNM_DATA_ROOT, then params.",
+)
+PARAMS_OPTION = click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Parameter file (default: built-in defaults, equal to the shipped params.yaml).",
+)
+
+
+@click.group()
+def data() -> None:
+    """Build and inspect the dataset: declarations, ingest, ledger.
+
+    \b
+    Example:
+      gnm data validate
+      gnm data ingest --corpus m21-bach --out data/ingest
+      gnm data ledger --json
+    """
+
+
+def _data_root(option: str | None, params: Params) -> Path | None:
+    # The CLI is the one place that reads the environment (STYLE.md: config flows one way).
+    return resolve_data_root(option, os.environ.get("GNM_DATA_ROOT"), params.ingest.data_root)
+
+
+@data.command()
+@CORPORA_OPTION
+@DATA_ROOT_OPTION
+@PARAMS_OPTION
+def validate(corpora_dir: Path, data_root: str | None, params_path: str | None) -> None:
+    """Check every corpus declaration: one line per problem, exit 1 if any.
+
+    \b
+    Example:
+      gnm data validate --corpora corpora --data-root ../shared/data
+    """
+    params = load_params(params_path)
+    root = _data_root(data_root, params)
+    if not corpora_dir.is_dir():
+        raise GnmError(f"{corpora_dir}: corpus declaration folder does not exist")
+    problems = validate_folder(corpora_dir, root)
+    for line in problems:
+        click.echo(line)
+    n = len(list(corpora_dir.glob("*.yaml")))
+    if problems:
+        raise GnmError(f"{len(problems)} of {n} declarations have problems")
+    click.echo(f"{n} declarations valid" + (f" (data root {root})" if root else ""))
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr (when it is a terminal) and the callback that advances it."""
+    if not sys.stderr.isatty() or total == 0:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def select_corpora(corpora_dir: Path, names: Sequence[str]) -> list[CorpusDecl]:
+    """The declarations to build: all, or those named."""
+    return load_declarations(corpora_dir, names or None)
+
+
+@data.command()
+@CORPORA_OPTION
+@click.option("--corpus", "names", multiple=True, help="Only this corpus (repeatable).")
+@DATA_ROOT_OPTION
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/ingest"),
+    show_default=True,
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".cache/gnm"),
+    show_default=True,
+)
+@click.option("--no-cache", is_flag=True, help="Parse every file again.")
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Dask scheduler address (tcp://host:port), or 'inline'; default $DASK_SCHEDULER_ADDRESS, else a local cluster.",
+)
+@click.option(
+    "--workers", type=int, default=None, help="Local cluster worker processes (default: cores)."
+)
+@PARAMS_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def ingest(
+    corpora_dir: Path,
+    names: tuple[str, ...],
+    data_root: str | None,
+    out_dir: Path,
+    cache_dir: Path,
+    no_cache: bool,
+    scheduler: str | None,
+    workers: int | None,
+    params_path: str | None,
+    as_json: bool,
+) -> None:
+    """Parse every declared file into canonical scores; every input gets a decision.
+
+    Unchanged files come from the cache (content hash + reader version), so a second run is
+    near-instant and adding a corpus parses only its files.
+
+    \b
+    Example:
+      gnm data ingest --corpus m21-bach --corpus m21-mozart --out data/ingest
+      gnm data ingest --scheduler tcp://127.0.0.1:8786
+    """
+    params = load_params(params_path)
+    root = _data_root(data_root, params)
+    decls = select_corpora(corpora_dir, names)
+    files = [f for d in decls for f in d.files(root)]
+    started = time.perf_counter()
+    with _progress(len(files), "ingest") as advance:
+        result = ingest_stage.run(
+            files,
+            {d.name: d for d in decls},
+            params.ingest,
+            None if no_cache else cache_dir,
+            scheduler=scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"),
+            workers=workers,
+            on_done=advance,
+        )
+    ingest_stage.write_outputs(result, out_dir)
+    seconds = time.perf_counter() - started
+    ledger = merge([result.decisions])
+    summary: dict[str, Any] = {
+        "files": len(files),
+        "items": len(ledger),
+        "parsed": result.parsed,
+        "from_cache": result.cached,
+        "seconds": round(seconds, 2),
+        "out": str(out_dir),
+    }
+    from pipeline.ledger import summary as ledger_summary
+
+    summary.update({k: v for k, v in ledger_summary(ledger).items() if k != "adds_up"})
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    click.echo(
+        f"ingest: {summary['files']} files -> {summary['items']} items "
+        f"({summary['accepted']} read, {summary['quarantined']} quarantined) in {seconds:.1f} s; "
+        f"{result.parsed} parsed, {result.cached} from cache; wrote {out_dir}"
+    )
+    for reason, count in summary["quarantine_reasons"].items():
+        click.echo(f"  quarantined:{reason}: {count}")
+
+
+STAGE_ORDER = ("ingest", "dedupe", "verify")
+
+
+@data.command()
+@click.option(
+    "--stages-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data"),
+    show_default=True,
+    help="Folder holding one output folder per stage (ingest/, dedupe/, verify/).",
+)
+@click.option(
+    "--reports",
+    "reports_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+)
+@click.option(
+    "--status",
+    "status_filter",
+    type=click.Choice(["accepted", "duplicate", "quarantined"]),
+    default=None,
+    help="List the items with this status instead of the summary.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def ledger(stages_dir: Path, reports_dir: Path, status_filter: str | None, as_json: bool) -> None:
+    """Merge the stages' decisions into the ledger (reports/ledger.parquet + ledger.json) and show it.
+
+    \b
+    Example:
+      gnm data ledger
+      gnm data ledger --status quarantined --json
+    """
+    stages = [
+        stage for stage in STAGE_ORDER if (stages_dir / stage / "decisions.parquet").is_file()
+    ]
+    if "ingest" not in stages:
+        raise GnmError(
+            f"{stages_dir / 'ingest' / 'decisions.parquet'}: missing (run `gnm data ingest` first)"
+        )
+    final = merge([read_decisions(stages_dir / stage / "decisions.parquet") for stage in stages])
+    info = write_ledger(final, reports_dir, {"stages": stages})
+    if status_filter:
+        rows = [d for d in final if d.kind == status_filter]
+        if as_json:
+            click.echo(json.dumps([d.__dict__ for d in rows], indent=1))
+        else:
+            for d in rows:
+                click.echo(f"{d.id}\t{d.status}\t{d.stage}\t{d.detail}")
+        return
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    click.echo(
+        f"ledger ({', '.join(stages)}): {info['items']} items = {info['accepted']} accepted + "
+        f"{info['duplicate']} duplicate + {info['quarantined']} quarantined"
+        + ("" if info["adds_up"] else "  (DOES NOT ADD UP)")
+    )
+    width = max((len(c) for c in info["by_corpus"]), default=6)
+    click.echo(f"  {'corpus':<{width}}  accepted  duplicate  quarantined")
+    for corpus, counts in info["by_corpus"].items():
+        click.echo(
+            f"  {corpus:<{width}}  {counts['accepted']:>8}  {counts['duplicate']:>9}  {counts['quarantined']:>11}"
+        )
+    for reason, count in info["quarantine_reasons"].items():
+        click.echo(f"  quarantined:{reason}: {count}")

@@ -1,0 +1,126 @@
+"""Canonical scores to and from plain data: JSON-able dicts (the ingest cache) and Arrow tables
+(the ingest stage's Parquet output: one `pieces` row per score, one `notes` row per note).
+
+Fractions are written exactly: as `"n/d"` strings in dicts and nested columns, as integer
+numerator/denominator columns in the notes table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.score import Bar, Meter, Note, Part, Score, ScoreMeta, TempoChange
+
+NOTES_SCHEMA = pa.schema(
+    [
+        ("piece", pa.string()),
+        ("onset_num", pa.int64()),
+        ("onset_den", pa.int64()),
+        ("pitch", pa.uint8()),
+        ("dur_num", pa.int64()),
+        ("dur_den", pa.int64()),
+        ("velocity", pa.uint8()),
+        ("part", pa.int32()),
+    ]
+)
+
+
+def _f(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+def _fr(text: str) -> Fraction:
+    return Fraction(text)
+
+
+def score_to_dict(score: Score) -> dict[str, Any]:
+    """A JSON-able dict holding every field of `score` exactly."""
+    m = score.meta
+    return {
+        "meta": {
+            "id": m.id,
+            "title": m.title,
+            "composer": m.composer,
+            "source_path": m.source_path,
+            "collection_item": m.collection_item,
+        },
+        "notes": [[_f(n.onset), n.pitch, _f(n.duration), n.velocity, n.part] for n in score.notes],
+        "bars": [[_f(b.start), _f(b.length), str(b.meter), b.pickup] for b in score.bars],
+        "parts": [[p.index, p.name, p.program, p.is_drum] for p in score.parts],
+        "tempos": [[_f(t.onset), t.bpm] for t in score.tempos],
+        "key": score.key,
+        "report": dict(score.report),
+        "pickup_shift": _f(score.pickup_shift),
+    }
+
+
+def score_from_dict(data: Mapping[str, Any]) -> Score:
+    """Rebuild (and validate) a score written by `score_to_dict`."""
+    meta = data["meta"]
+    return Score(
+        meta=ScoreMeta(
+            meta["id"],
+            meta["title"],
+            meta["composer"],
+            meta["source_path"],
+            meta["collection_item"],
+        ),
+        notes=tuple(
+            Note(_fr(o), int(p), _fr(d), int(v), int(part)) for o, p, d, v, part in data["notes"]
+        ),
+        bars=tuple(
+            Bar(_fr(s), _fr(length), Meter.parse(m), bool(pk)) for s, length, m, pk in data["bars"]
+        ),
+        parts=tuple(
+            Part(int(i), str(name), int(prog), bool(drum)) for i, name, prog, drum in data["parts"]
+        ),
+        tempos=tuple(TempoChange(_fr(o), float(bpm)) for o, bpm in data["tempos"]),
+        key=data["key"],
+        report=dict(data["report"]),
+        pickup_shift=_fr(data["pickup_shift"]),
+    ).validate()
+
+
+def notes_table(scores: Iterable[Score]) -> pa.Table:
+    """One row per note of every score, keyed by `piece` (the score id)."""
+    cols: dict[str, list[Any]] = {name: [] for name in NOTES_SCHEMA.names}
+    for score in scores:
+        sid = score.meta.id
+        for n in score.notes:
+            cols["piece"].append(sid)
+            cols["onset_num"].append(n.onset.numerator)
+            cols["onset_den"].append(n.onset.denominator)
+            cols["pitch"].append(n.pitch)
+            cols["dur_num"].append(n.duration.numerator)
+            cols["dur_den"].append(n.duration.denominator)
+            cols["velocity"].append(n.velocity)
+            cols["part"].append(n.part)
+    return pa.table(cols, schema=NOTES_SCHEMA)
+
+
+def scores_from_tables(pieces: Sequence[Mapping[str, Any]], notes: pa.Table) -> list[Score]:
+    """Rebuild scores from pieces rows (as written by the ingest stage) and the notes table."""
+    by_piece: dict[str, list[Note]] = {}
+    data = notes.to_pydict()
+    for i, piece in enumerate(data["piece"]):
+        by_piece.setdefault(piece, []).append(
+            Note(
+                Fraction(data["onset_num"][i], data["onset_den"][i]),
+                data["pitch"][i],
+                Fraction(data["dur_num"][i], data["dur_den"][i]),
+                data["velocity"][i],
+                data["part"][i],
+            )
+        )
+    scores = []
+    for row in pieces:
+        body = json.loads(row["score_json"])
+        body["notes"] = []
+        score = score_from_dict(body)
+        scores.append(score.replace(notes=by_piece.get(score.meta.id, [])).validate())
+    return scores
