@@ -1,8 +1,9 @@
 """Writing canonical scores to MIDI (miditoolkit) and MusicXML (music21).
 
-Both writers keep every note's onset, pitch and duration and every bar's meter, so that reading
-the file back gives the same notes and bars (tested). MusicXML needs non-overlapping voices: notes
-are laid greedily into as few parts as possible, each a sequence of chords that never overlap.
+Both writers keep every note's onset, pitch and duration and every bar, so that reading the file
+back gives the same notes and bars (tested). MIDI writes a short bar (a pickup) as a time
+signature of its own length; MusicXML needs full bars (it refuses others) and non-overlapping
+voices: notes are laid greedily into as few parts as possible, each a sequence of chords.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from pipeline.errors import GnmError
-from pipeline.score import Note, Score
+from pipeline.score import Bar, Meter, Note, Score
 
 MIDI_TICKS_PER_BEAT = 480
 WRITABLE_EXTENSIONS = (".mid", ".midi", ".musicxml", ".xml", ".mxl")
@@ -66,11 +67,14 @@ def write_midi(score: Score, path: str | Path) -> None:
     midi.instruments = [inst for inst in midi.instruments if inst.notes] or midi.instruments[:1]
     previous = None
     for bar in score.bars:
-        if bar.meter != previous:
+        # MIDI has no pickups or short bars: a bar whose length differs from its meter gets a
+        # signature of its own length (a 1/4 bar before 4/4), which the reader reads back as such.
+        signature = bar.meter if bar.complete else _signature_of_length(bar)
+        if signature != previous:
             midi.time_signature_changes.append(
-                TimeSignature(bar.meter.numerator, bar.meter.denominator, int(bar.start * tpb))
+                TimeSignature(signature.numerator, signature.denominator, int(bar.start * tpb))
             )
-            previous = bar.meter
+            previous = signature
     for change in score.tempos or ():
         midi.tempo_changes.append(TempoChange(change.bpm, int(change.onset * tpb)))
     midi.max_tick = int(score.end * tpb)
@@ -78,8 +82,21 @@ def write_midi(score: Score, path: str | Path) -> None:
 
 
 def write_musicxml(score: Score, path: str | Path) -> None:
-    """Write MusicXML (compressed for .mxl) through music21, one part per voice layer."""
+    """Write MusicXML (compressed for .mxl) through music21, one part per voice layer.
+
+    Every bar must be a full bar of its meter (what decoding and meter normalisation give);
+    a pickup or short bar is refused rather than silently written as a full bar: write MIDI, or
+    normalise the meters first.
+    """
     from music21 import chord, instrument, metadata, meter, note, stream, tempo
+
+    short = next((i for i, b in enumerate(score.bars) if not b.complete), None)
+    if short is not None:
+        bar = score.bars[short]
+        raise GnmError(
+            f"{path}: bar {short} is {bar.length} quarters of {bar.meter}; MusicXML export needs full "
+            "bars (normalise meters first, or write .mid)"
+        )
 
     out = stream.Score()
     out.metadata = metadata.Metadata(
@@ -117,20 +134,34 @@ def write_musicxml(score: Score, path: str | Path) -> None:
         raise GnmError(f"{path}: music21 could not write MusicXML: {exc}") from exc
 
 
+def _signature_of_length(bar: Bar) -> Meter:
+    """A time signature exactly as long as `bar`, in its meter's denominator when possible."""
+    for den in (bar.meter.denominator, 4, 8, 16, 32, 64):
+        num = bar.length * den / 4
+        if num.denominator == 1:
+            return Meter(num.numerator, den)
+    return bar.meter  # a length no power-of-two signature expresses (a tuplet-long bar)
+
+
 def _offset(value: Fraction) -> Fraction | float:
     return float(value) if value.denominator & (value.denominator - 1) == 0 else value
 
 
 def _voice_layers(notes: tuple[Note, ...]) -> list[list[tuple[Fraction, Fraction, list[int]]]]:
-    """Group notes into chords (same onset and duration) laid into non-overlapping layers."""
-    chords: dict[tuple[Fraction, Fraction], list[int]] = {}
+    """Group notes into chords (same onset and duration) laid into non-overlapping layers.
+
+    A pitch sounding twice at once (a unison of two parts) goes into a second chord, so that
+    no note is lost.
+    """
+    chords: dict[tuple[Fraction, Fraction, int], list[int]] = {}
     for n in notes:
-        pitches = chords.setdefault((n.onset, n.duration), [])
-        if n.pitch not in pitches:
-            pitches.append(n.pitch)
+        copy = 0
+        while n.pitch in chords.setdefault((n.onset, n.duration, copy), []):
+            copy += 1
+        chords[(n.onset, n.duration, copy)].append(n.pitch)
     layers: list[list[tuple[Fraction, Fraction, list[int]]]] = []
     ends: list[Fraction] = []
-    for (onset, duration), pitches in sorted(chords.items()):
+    for (onset, duration, _), pitches in sorted(chords.items()):
         for i, end in enumerate(ends):
             if end <= onset:
                 layers[i].append((onset, duration, pitches))

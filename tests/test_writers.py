@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.errors import GnmError
 from pipeline.readers import read_scores
+from pipeline.stages.meter import normalize_meters
 from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
 from pipeline.writers import write_score
@@ -31,3 +32,22 @@ def test_written_files_read_back_to_the_same_notes_and_bars(
 def test_unknown_output_extension(tmp_path: Path) -> None:
     with pytest.raises(GnmError, match="cannot write '.wav'"):
         write_score(read_one(TEST_DATA / "edge_cases.musicxml"), tmp_path / "x.wav")
+
+
+def test_midi_keeps_pickups_short_bars_and_unisons(tmp_path: Path) -> None:
+    for source in ("bach/bwv66.6.mxl", "chopin/mazurka06-2.krn"):
+        raw = read_one(m21_path(source))
+        (back,) = read_scores(write_score(raw, tmp_path / "raw.mid"))
+        assert back.note_keys() == raw.note_keys()
+        assert [b.length for b in back.bars] == [b.length for b in raw.bars], source
+        assert back.bars[0].pickup == raw.bars[0].pickup
+
+
+def test_musicxml_refuses_short_bars_but_keeps_unisons(tmp_path: Path) -> None:
+    raw = read_one(m21_path("bach/bwv66.6.mxl"))
+    with pytest.raises(GnmError, match="bar 0 is 1 quarters of 4/4"):
+        write_score(raw, tmp_path / "raw.musicxml")
+    normalised = normalize_meters(raw)
+    assert len(set(normalised.note_keys())) < len(normalised.notes)  # alto and tenor in unison
+    (back,) = read_scores(write_score(normalised, tmp_path / "n.musicxml"))
+    assert back.note_keys() == normalised.note_keys()

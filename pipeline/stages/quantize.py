@@ -12,6 +12,7 @@ prime factor other than 2 in its denominator that the grid cannot hold (e.g. qui
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -76,12 +77,21 @@ class QuantizeStats:
 
 def snap(value: Fraction, resolution: int) -> int:
     """`value` (quarters) as the nearest grid tick, halves rounded up."""
-    return math.floor(value * resolution + Fraction(1, 2))
+    return _snap(value.numerator, value.denominator, resolution)
+
+
+def _snap(num: int, den: int, resolution: int) -> int:
+    # floor(num / den * resolution + 1/2) in integers.
+    return (2 * num * resolution + den) // (2 * den)
 
 
 def off_grid_reason(value: Fraction, resolution: int) -> str:
     """Why `value` is not on the grid: `tuplet` or `finer_value` (call only for off-grid values)."""
-    denominator = (value * resolution).denominator
+    return _reason(value.numerator, value.denominator, resolution)
+
+
+def _reason(num: int, den: int, resolution: int) -> str:
+    denominator = den // math.gcd(num * resolution, den)
     while denominator % 2 == 0:
         denominator //= 2
     return "tuplet" if denominator > 1 else "finer_value"
@@ -93,42 +103,50 @@ def quantize(score: Score, cfg: QuantizeConfig | None = None) -> tuple[Score, Qu
     res = cfg.resolution
     last_tick = snap(score.bars[-1].end, res) - 1 if score.bars else None
     counts: Counter[str] = Counter()
-    onset_errors: list[Fraction] = []
-    duration_errors: list[Fraction] = []
-    notes: list[Note] = []
+    onset_errors: list[float] = []
+    duration_errors: list[float] = []
+    events: list[tuple[int, int, int, int, int]] = []  # (start tick, pitch, ticks, velocity, part)
+    # Integer arithmetic throughout: Fraction operations dominate the cost otherwise.
     for note in score.notes:
-        start = snap(note.onset, res)
+        on_n, on_d = note.onset.numerator, note.onset.denominator
+        du_n, du_d = note.duration.numerator, note.duration.denominator
+        end_n, end_d = on_n * du_d + du_n * on_d, on_d * du_d
+        start = _snap(on_n, on_d, res)
         if last_tick is not None and start > last_tick:
             start = last_tick
             counts["onsets_clamped_to_last_bar"] += 1
-        end = snap(note.end, res)
-        ticks = end - start
+        ticks = _snap(end_n, end_d, res) - start
         if ticks < 1:
             ticks = 1
             counts["zero_length_extended"] += 1
-        onset = Fraction(start, res)
-        duration = Fraction(ticks, res)
-        onset_err = abs(onset - note.onset) * res
-        duration_err = abs(duration - note.duration) * res
+        onset_err = abs(start * on_d - on_n * res) / on_d
+        duration_err = abs(ticks * du_d - du_n * res) / du_d
         onset_errors.append(onset_err)
         duration_errors.append(duration_err)
         if onset_err or duration_err:
             counts["moved"] += 1
             counts["onsets_moved"] += bool(onset_err)
             counts["durations_moved"] += bool(duration_err)
-            culprit = note.onset if onset_err else note.end
-            counts["moved_" + off_grid_reason(culprit, res)] += 1
-        notes.append(note._replace(onset=onset, duration=duration))
+            culprit = (on_n, on_d) if onset_err else (end_n, end_d)
+            counts["moved_" + _reason(*culprit, res)] += 1
+        events.append((start, note.pitch, ticks, note.velocity, note.part))
+    events.sort()
+    quarters: dict[int, Fraction] = {}
+    notes = []
+    for start, pitch, ticks, velocity, part in events:
+        onset = quarters.get(start) or quarters.setdefault(start, Fraction(start, res))
+        duration = quarters.get(ticks) or quarters.setdefault(ticks, Fraction(ticks, res))
+        notes.append(Note(onset, pitch, duration, velocity, part))
     n = len(notes)
     stats = QuantizeStats(
         notes=n,
         notes_moved=counts["moved"],
         onsets_moved=counts["onsets_moved"],
         durations_moved=counts["durations_moved"],
-        onset_error_mean=float(sum(onset_errors) / n) if n else 0.0,
-        onset_error_max=float(max(onset_errors, default=0)),
-        duration_error_mean=float(sum(duration_errors) / n) if n else 0.0,
-        duration_error_max=float(max(duration_errors, default=0)),
+        onset_error_mean=sum(onset_errors) / n if n else 0.0,
+        onset_error_max=max(onset_errors, default=0.0),
+        duration_error_mean=sum(duration_errors) / n if n else 0.0,
+        duration_error_max=max(duration_errors, default=0.0),
         moved_tuplet=counts["moved_tuplet"],
         moved_finer_value=counts["moved_finer_value"],
         zero_length_extended=counts["zero_length_extended"],
@@ -136,5 +154,5 @@ def quantize(score: Score, cfg: QuantizeConfig | None = None) -> tuple[Score, Qu
     report = {k: v for k, v in stats.as_report().items() if v}
     if counts["onsets_clamped_to_last_bar"]:
         report["onsets_clamped_to_last_bar"] = counts["onsets_clamped_to_last_bar"]
-    quantized = score.replace(notes=notes).with_counts(report)
+    quantized = dataclasses.replace(score, notes=tuple(notes)).with_counts(report)
     return quantized.validate(), stats
