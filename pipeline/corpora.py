@@ -227,6 +227,18 @@ def load_declarations(folder: str | Path, names: Iterable[str] | None = None) ->
     return decls
 
 
+def known_composers(decls: Iterable[CorpusDecl]) -> list[str]:
+    """Every composer name the declarations can assign (fixed ones and mapped folder names)."""
+    names = set()
+    for d in decls:
+        if d.composer:
+            names.add(d.composer)
+        names.update(d.composer_map.values())
+        if d.composer_default:
+            names.add(d.composer_default)
+    return sorted(names)
+
+
 def validate_folder(folder: str | Path, data_root: Path | None) -> list[str]:
     """One line per problem across all declarations in `folder` (empty when all is well)."""
     problems: list[str] = []

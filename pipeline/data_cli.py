@@ -207,6 +207,127 @@ def ingest(
         click.echo(f"  quarantined:{reason}: {count}")
 
 
+@data.command()
+@CORPORA_OPTION
+@click.option(
+    "--ingest",
+    "ingest_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/ingest"),
+    show_default=True,
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/verify"),
+    show_default=True,
+)
+@PARAMS_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def verify(
+    corpora_dir: Path, ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bool
+) -> None:
+    """Check every ingested score (notes, length, pitch range, tempo, composer label, meters).
+
+    \b
+    Example:
+      gnm data verify --ingest data/ingest --out data/verify
+    """
+    from collections import Counter
+
+    from pipeline.corpora import known_composers
+    from pipeline.ledger import write_decisions
+    from pipeline.stages import verify as verify_stage
+
+    params = load_params(params_path)
+    if not (ingest_dir / "pieces.parquet").is_file():
+        raise GnmError(f"{ingest_dir / 'pieces.parquet'}: missing (run `gnm data ingest` first)")
+    pieces, scores = ingest_stage.read_outputs(ingest_dir)
+    known = known_composers(load_declarations(corpora_dir))
+    with _progress(len(scores), "verify") as advance:
+        decisions = verify_stage.run(pieces, scores, params.verify, params.meter, known, advance)
+    write_decisions(decisions, out_dir / "decisions.parquet")
+    reasons = Counter(d.status.split(":", 1)[1] for d in decisions)
+    info = {
+        "items": len(scores),
+        "quarantined": len(decisions),
+        "reasons": dict(sorted(reasons.items())),
+        "out": str(out_dir),
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    click.echo(f"verify: {len(scores)} items, {len(decisions)} quarantined; wrote {out_dir}")
+    for reason, count in info["reasons"].items():
+        click.echo(f"  quarantined:{reason}: {count}")
+
+
+@data.command()
+@click.option(
+    "--ingest",
+    "ingest_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/ingest"),
+    show_default=True,
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/dedupe"),
+    show_default=True,
+)
+@PARAMS_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bool) -> None:
+    """Group exact, musically identical and near-duplicate items; keep one per group.
+
+    Writes decisions.parquet (the duplicates), groups.parquet (item -> group, for stable splits)
+    and matches.parquet (every pair found, with how and how strongly).
+
+    \b
+    Example:
+      gnm data dedupe --ingest data/ingest --out data/dedupe
+    """
+    from collections import Counter
+
+    import pyarrow as pa
+
+    from pipeline.ledger import write_decisions, write_table_atomic
+    from pipeline.stages import dedupe as dedupe_stage
+
+    params = load_params(params_path)
+    if not (ingest_dir / "pieces.parquet").is_file():
+        raise GnmError(f"{ingest_dir / 'pieces.parquet'}: missing (run `gnm data ingest` first)")
+    pieces, scores = ingest_stage.read_outputs(ingest_dir)
+    with _progress(len(scores), "dedupe") as advance:
+        decisions, groups, matches = dedupe_stage.run(pieces, scores, params.dedupe, advance)
+    write_decisions(decisions, out_dir / "decisions.parquet")
+    dedupe_stage.write_groups(groups, out_dir / "groups.parquet")
+    write_table_atomic(
+        pa.Table.from_pylist(
+            [m.__dict__ for m in matches] or [], schema=dedupe_stage.MATCHES_SCHEMA
+        ),
+        out_dir / "matches.parquet",
+    )
+    via = Counter(m.via for m in matches)
+    info = {
+        "items": len(scores),
+        "duplicates": len(decisions),
+        "groups": len({g["group"] for g in groups}),
+        "pairs_by_kind": dict(sorted(via.items())),
+        "out": str(out_dir),
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    click.echo(
+        f"dedupe: {info['items']} items in {info['groups']} groups, {info['duplicates']} duplicates "
+        f"(pairs: {', '.join(f'{k} {v}' for k, v in info['pairs_by_kind'].items()) or 'none'}); wrote {out_dir}"
+    )
+
+
 STAGE_ORDER = ("ingest", "dedupe", "verify")
 
 

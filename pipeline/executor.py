@@ -127,27 +127,42 @@ def run_items(
     `"inline"` for the calling process, or a distributed scheduler address. `on_done(n)` is called
     after each finished item (for progress bars). `func` must be a module-level function.
     """
+    results: list[Outcome[R] | None] = [None] * len(items)
+    for index, outcome in iter_items(
+        func, items, limits=limits, scheduler=scheduler, workers=workers
+    ):
+        results[index] = outcome
+        if on_done:
+            on_done(1)
+    return [r for r in results if r is not None]
+
+
+def iter_items(
+    func: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    limits: Limits | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+) -> Iterator[tuple[int, Outcome[R]]]:
+    """Like `run_items`, but yield (input index, outcome) as each item finishes."""
     limits = limits or Limits()
     if not items:
-        return []
+        return
     if scheduler == "inline":
-        out = []
-        for item in items:
-            out.append(run_isolated(func, item, limits))
-            if on_done:
-                on_done(1)
-        return out
-    return list(_run_dask(func, items, limits, scheduler, workers, on_done))
+        for index, item in enumerate(items):
+            yield index, run_isolated(func, item, limits)
+        return
+    yield from _iter_dask(func, items, limits, scheduler, workers)
 
 
-def _run_dask(
+def _iter_dask(
     func: Callable[[T], R],
     items: Sequence[T],
     limits: Limits,
     scheduler: str | None,
     workers: int | None,
-    on_done: Callable[[int], None] | None,
-) -> Iterator[Outcome[R]]:
+) -> Iterator[tuple[int, Outcome[R]]]:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster: Any = None
@@ -165,15 +180,10 @@ def _run_dask(
     try:
         futures = [client.submit(_task, func, item, limits, pure=False) for item in items]
         index = {f.key: i for i, f in enumerate(futures)}
-        results: list[Outcome[R] | None] = [None] * len(items)
         for future in as_completed(futures):
-            results[index[future.key]] = future.result()
+            outcome: Outcome[R] = future.result()
+            yield index[future.key], outcome
             future.release()
-            if on_done:
-                on_done(1)
-        for result in results:
-            assert result is not None
-            yield result
     finally:
         client.close()
         if cluster is not None:

@@ -13,9 +13,11 @@ from typing import Any
 import yaml
 
 from pipeline.errors import GnmError
+from pipeline.stages.dedupe import DedupeConfig
 from pipeline.stages.ingest import IngestConfig
 from pipeline.stages.meter import MeterConfig
 from pipeline.stages.quantize import QuantizeConfig
+from pipeline.stages.verify import VerifyConfig
 from pipeline.tokenizer.vocab import VocabConfig
 
 
@@ -28,6 +30,8 @@ class Params:
     """The parsed parameter file."""
 
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    dedupe: DedupeConfig = field(default_factory=DedupeConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
     meter: MeterConfig = field(default_factory=MeterConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
@@ -54,6 +58,8 @@ def load_params(path: str | Path | None) -> Params:
     built: dict[str, Any] = {}
     for name, factory in (
         ("ingest", lambda d: IngestConfig(**d)),
+        ("dedupe", lambda d: DedupeConfig(**d)),
+        ("verify", lambda d: VerifyConfig(**d)),
         ("meter", MeterConfig.from_params),
         ("quantize", lambda d: QuantizeConfig(**d)),
         ("vocab", VocabConfig.from_params),

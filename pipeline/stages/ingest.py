@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.corpora import CorpusDecl, SourceFile
-from pipeline.executor import Limits, Outcome, run_items
+from pipeline.executor import Limits, Outcome, iter_items
 from pipeline.ledger import ACCEPTED, Decision, quarantined, write_decisions, write_table_atomic
 from pipeline.readers import read_scores
 from pipeline.readers.beats import apply_beat_file
@@ -168,18 +168,20 @@ def run(
                 on_done(1)
         else:
             to_parse.append(i)
-    fresh = run_items(
+    finished = iter_items(
         parse_job,
         [jobs[i] for i in to_parse],
         limits=Limits(cfg.timeout_s, cfg.memory_mb),
         scheduler=scheduler,
         workers=workers,
-        on_done=on_done,
     )
-    for i, outcome in zip(to_parse, fresh, strict=True):
+    for k, outcome in finished:
+        i = to_parse[k]
         outcomes[i] = outcome
-        if cache_dir:
+        if cache_dir:  # as each file finishes, so that a killed run keeps what it parsed
             _store_cached(_cache_path(cache_dir, shas[i], jobs[i]), outcome)
+        if on_done:
+            on_done(1)
 
     scores: list[tuple[Score, dict[str, Any]]] = []
     decisions: list[Decision] = []

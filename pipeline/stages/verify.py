@@ -1,0 +1,161 @@
+"""The verify stage: structural and label checks on every ingested score.
+
+Each check returns None (passed) or a machine-readable reason; the first failing check
+quarantines the item. Reasons: `no_notes`, `too_short` (fewer bars than `min_bars`),
+`pitch_range` (a pitch outside `pitch_min`-`pitch_max`, unless `pitch_policy: fold` declares that
+such notes are moved by octaves into range), `non_positive_duration`, `tempo_out_of_range`,
+`composer_mismatch:<name>` (the file's own composer field names another declared composer), and
+`meter:<n/d>` (a meter with no normalisation rule).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pipeline.errors import MeterError
+from pipeline.ledger import Decision, quarantined
+from pipeline.score import Note, Score
+from pipeline.stages.meter import MeterConfig, normalize_meters
+
+STAGE = "verify"
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """Parameters of verify (params.yaml section `verify`)."""
+
+    min_bars: int = 2
+    pitch_min: int = 21
+    pitch_max: int = 108
+    pitch_policy: Literal["quarantine", "fold"] = "quarantine"
+    tempo_min: float = 20.0
+    tempo_max: float = 400.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.pitch_min < self.pitch_max <= 127 or self.pitch_max - self.pitch_min < 11:
+            raise ValueError("pitch range must lie in 0-127 and span at least an octave")
+        if self.pitch_policy not in ("quarantine", "fold"):
+            raise ValueError(
+                f"pitch_policy must be 'quarantine' or 'fold', not {self.pitch_policy!r}"
+            )
+        if not 0 < self.tempo_min < self.tempo_max:
+            raise ValueError("need 0 < tempo_min < tempo_max")
+        if self.min_bars < 0:
+            raise ValueError("min_bars must be >= 0")
+
+
+def fold_pitches(score: Score, low: int, high: int) -> tuple[Score, int]:
+    """Move notes outside `low`-`high` by whole octaves into range; return the score and the count."""
+    moved = 0
+    notes: list[Note] = []
+    for note in score.notes:
+        pitch = note.pitch
+        while pitch < low:
+            pitch += 12
+        while pitch > high:
+            pitch -= 12
+        moved += pitch != note.pitch
+        notes.append(note._replace(pitch=pitch))
+    if not moved:
+        return score, 0
+    return score.replace(notes=notes).with_counts({"octave_folded": moved}), moved
+
+
+def _name_key(text: str) -> str:
+    """Lower-case letters only, accents removed: 'C.P.E. Bach' -> 'cpebach', 'Frédéric' -> 'frederic'."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z]", "", plain.lower())
+
+
+def composer_check(declared: str | None, source: str, known: Iterable[str]) -> str | None:
+    """A reason when the file's composer field names a declared composer other than `declared`.
+
+    Names compare as lower-case letters only, so 'C.P.E. Bach' matches CPEBach and 'J. S. Bach'
+    matches Bach; a field naming nobody we know (an arranger, a lyricist) is not a mismatch.
+    """
+    if not declared or not source:
+        return None
+    found = _name_key(source)
+    declared_key = _name_key(declared)
+    if declared_key in found:
+        return None
+    for other in sorted(known, key=len, reverse=True):
+        other_key = _name_key(other)
+        if other_key and other_key != declared_key and other_key in found:
+            return f"composer_mismatch:{other}"
+    return None
+
+
+def check(
+    score: Score,
+    row: Mapping[str, Any],
+    cfg: VerifyConfig,
+    meter_cfg: MeterConfig,
+    known: Sequence[str],
+) -> str | None:
+    """The first failing check's reason, or None."""
+    if not score.notes:
+        return "no_notes"
+    if len(score.bars) < cfg.min_bars:
+        return "too_short"
+    if cfg.pitch_policy == "quarantine" and any(
+        not cfg.pitch_min <= n.pitch <= cfg.pitch_max for n in score.notes
+    ):
+        return "pitch_range"
+    if any(n.duration <= 0 for n in score.notes):
+        return "non_positive_duration"
+    if any(not cfg.tempo_min <= t.bpm <= cfg.tempo_max for t in score.tempos):
+        return "tempo_out_of_range"
+    mismatch = composer_check(row.get("composer"), row.get("source_composer") or "", known)
+    if mismatch:
+        return mismatch
+    try:
+        normalize_meters(score, meter_cfg)
+    except MeterError as exc:
+        return exc.reason
+    return None
+
+
+def run(
+    pieces: Sequence[Mapping[str, Any]],
+    scores: Sequence[Score],
+    cfg: VerifyConfig,
+    meter_cfg: MeterConfig,
+    known_composers: Sequence[str],
+    on_done: Callable[[int], None] | None = None,
+) -> list[Decision]:
+    """One decision per failing item (accepted items need no row: ingest already listed them)."""
+    decisions = []
+    for row, score in zip(pieces, scores, strict=True):
+        reason = check(score, row, cfg, meter_cfg, known_composers)
+        if reason is not None:
+            decisions.append(
+                Decision(
+                    row["id"],
+                    row["corpus"],
+                    row["rel_path"],
+                    row["item"],
+                    STAGE,
+                    quarantined(reason),
+                    _detail(reason, score, row),
+                )
+            )
+        if on_done:
+            on_done(1)
+    return decisions
+
+
+def _detail(reason: str, score: Score, row: Mapping[str, Any]) -> str:
+    if reason == "too_short":
+        return f"{len(score.bars)} bars"
+    if reason == "pitch_range":
+        return f"pitches {min(n.pitch for n in score.notes)}-{max(n.pitch for n in score.notes)}"
+    if reason == "tempo_out_of_range":
+        return f"tempi {sorted({round(t.bpm, 1) for t in score.tempos})}"
+    if reason.startswith("composer_mismatch"):
+        return f"declared {row.get('composer')}, file says {row.get('source_composer')!r}"
+    return ""
