@@ -249,7 +249,7 @@ def verify(
         decisions = verify_stage.run(pieces, scores, params.verify, params.meter, known, advance)
     write_decisions(decisions, out_dir / "decisions.parquet")
     reasons = Counter(d.status.split(":", 1)[1] for d in decisions)
-    info = {
+    info: dict[str, Any] = {
         "items": len(scores),
         "quarantined": len(decisions),
         "reasons": dict(sorted(reasons.items())),
@@ -312,7 +312,7 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
         out_dir / "matches.parquet",
     )
     via = Counter(m.via for m in matches)
-    info = {
+    info: dict[str, Any] = {
         "items": len(scores),
         "duplicates": len(decisions),
         "groups": len({g["group"] for g in groups}),
