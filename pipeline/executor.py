@@ -13,6 +13,7 @@ pipe. The parent reads with a deadline and kills the child when it passes.
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import resource
@@ -108,8 +109,16 @@ def run_isolated(func: Callable[[T], R], item: T, limits: Limits) -> Outcome[R]:
     )
 
 
-def _task(func: Callable[[T], R], item: T, limits: Limits) -> Outcome[R]:
+def _task(func: Callable[[T], R], item: T, limits: Limits, preload: tuple[str, ...]) -> Outcome[R]:
+    _preload(preload)
     return run_isolated(func, item, limits)
+
+
+def _preload(modules: Sequence[str]) -> None:
+    """Import heavy modules once in this process so that every forked child inherits them
+    (music21 takes about a second to import: per file, that would dominate)."""
+    for name in modules:
+        importlib.import_module(name)
 
 
 def run_items(
@@ -120,12 +129,14 @@ def run_items(
     scheduler: str | None = None,
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
+    preload: tuple[str, ...] = (),
 ) -> list[Outcome[R]]:
     """Run `func` over `items` (isolated, limited); outcomes in input order.
 
     `scheduler`: None for a local cluster of `workers` processes (default: the core count),
     `"inline"` for the calling process, or a distributed scheduler address. `on_done(n)` is called
-    after each finished item (for progress bars). `func` must be a module-level function.
+    after each finished item (for progress bars). `func` must be a module-level function;
+    `preload` names modules to import in each worker before it forks.
     """
     results: list[Outcome[R] | None] = [None] * len(items)
     for index, outcome in iter_items(
@@ -144,16 +155,18 @@ def iter_items(
     limits: Limits | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
+    preload: tuple[str, ...] = (),
 ) -> Iterator[tuple[int, Outcome[R]]]:
     """Like `run_items`, but yield (input index, outcome) as each item finishes."""
     limits = limits or Limits()
     if not items:
         return
     if scheduler == "inline":
+        _preload(preload)
         for index, item in enumerate(items):
             yield index, run_isolated(func, item, limits)
         return
-    yield from _iter_dask(func, items, limits, scheduler, workers)
+    yield from _iter_dask(func, items, limits, scheduler, workers, preload)
 
 
 def _iter_dask(
@@ -162,6 +175,7 @@ def _iter_dask(
     limits: Limits,
     scheduler: str | None,
     workers: int | None,
+    preload: tuple[str, ...],
 ) -> Iterator[tuple[int, Outcome[R]]]:
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -178,7 +192,7 @@ def _iter_dask(
     else:
         client = Client(scheduler)
     try:
-        futures = [client.submit(_task, func, item, limits, pure=False) for item in items]
+        futures = [client.submit(_task, func, item, limits, preload, pure=False) for item in items]
         index = {f.key: i for i, f in enumerate(futures)}
         for future in as_completed(futures):
             outcome: Outcome[R] = future.result()

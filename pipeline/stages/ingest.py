@@ -66,6 +66,10 @@ class IngestConfig:
             raise ValueError("timeout_s and memory_mb must be >= 0 (0 disables the limit)")
 
 
+# Imported by each worker before it forks a child per file.
+PRELOAD = ("music21", "miditoolkit", "pipeline.readers")
+
+
 @dataclass(frozen=True)
 class ParseJob:
     """What a child needs to parse one file."""
@@ -174,6 +178,7 @@ def run(
         limits=Limits(cfg.timeout_s, cfg.memory_mb),
         scheduler=scheduler,
         workers=workers,
+        preload=PRELOAD,
     )
     for k, outcome in finished:
         i = to_parse[k]
