@@ -328,6 +328,99 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
     )
 
 
+@data.command("add-corpus")
+@click.argument("name")
+@click.option(
+    "--path",
+    "folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Folder of score files, inside the data root.",
+)
+@click.option(
+    "--genre",
+    type=click.Choice(["classical", "folk", "pop", "popular-song", "other"]),
+    required=True,
+)
+@click.option("--composer", default=None, help="Composer of every file (one word, e.g. Haydn).")
+@click.option("--licence", default="unspecified", show_default=True)
+@click.option("--redistributable", is_flag=True, help="The licence allows redistribution.")
+@click.option(
+    "--priority", type=int, default=50, show_default=True, help="Dedupe priority (higher wins)."
+)
+@click.option("--description", default=None)
+@CORPORA_OPTION
+@DATA_ROOT_OPTION
+@PARAMS_OPTION
+@click.option("--force", is_flag=True, help="Overwrite an existing declaration.")
+def add_corpus(
+    name: str,
+    folder: Path,
+    genre: str,
+    composer: str | None,
+    licence: str,
+    redistributable: bool,
+    priority: int,
+    description: str | None,
+    corpora_dir: Path,
+    data_root: str | None,
+    params_path: str | None,
+    force: bool,
+) -> None:
+    """Write a validated declaration for a folder of scores under the data root.
+
+    \b
+    Example:
+      gnm data add-corpus haydn-quartets --path ../shared/data/haydn --genre classical --composer Haydn
+    """
+    import yaml
+
+    from pipeline.corpora import load_declaration, parse_declaration
+    from pipeline.readers import SUPPORTED_EXTENSIONS
+
+    root = _data_root(data_root, load_params(params_path))
+    if root is None:
+        raise GnmError("no data root: give --data-root or set GNM_DATA_ROOT")
+    try:
+        rel = folder.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise GnmError(
+            f"{folder}: not inside the data root {root} (move it there or give --data-root)"
+        ) from None
+    formats = sorted(
+        {
+            p.suffix.lower().lstrip(".")
+            for p in folder.rglob("*")
+            if p.suffix.lower() in SUPPORTED_EXTENSIONS
+        }
+    )
+    if not formats:
+        raise GnmError(f"{folder}: no score files ({', '.join(SUPPORTED_EXTENSIONS)}) found")
+    declaration: dict[str, Any] = {
+        "name": name,
+        "description": description or f"Scores in {rel.as_posix()}",
+        "source": {
+            "kind": "directory",
+            "path": rel.as_posix(),
+            "include": [f"**/*.{f}" for f in formats],
+        },
+        "formats": formats,
+        "genre": genre,
+        **({"composer": composer} if composer else {}),
+        "licence": licence,
+        "redistributable": redistributable,
+        "priority": priority,
+    }
+    target = corpora_dir / f"{name}.yaml"
+    if target.exists() and not force:
+        raise GnmError(f"{target}: exists (use --force to overwrite)")
+    parse_declaration(declaration, str(target))
+    corpora_dir.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(declaration, sort_keys=False, allow_unicode=True))
+    decl = load_declaration(target)
+    click.echo(f"wrote {target}: {len(decl.files(root))} files ({', '.join(formats)})")
+
+
 STAGE_ORDER = ("ingest", "dedupe", "verify")
 
 

@@ -85,3 +85,10 @@ def test_result_does_not_depend_on_input_order(order: list[int]) -> None:
     shuffled = run([rows[i] for i in order], [base[i] for i in order], CFG)[0]
     assert shuffled == reference
     assert len(reference) == 3
+
+
+def test_items_of_one_collection_file_are_not_exact_duplicates() -> None:
+    a, b = score("book/t#X:1", tune(7)), score("book/t#X:2", tune(8))
+    rows = [{**row(a, sha="one-file"), "item": "1"}, {**row(b, sha="one-file"), "item": "2"}]
+    decisions, _, matches = run(rows, [a, b], CFG)
+    assert decisions == [] and matches == []

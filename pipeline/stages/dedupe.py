@@ -74,7 +74,7 @@ class Signature:
     """What dedupe needs of one item."""
 
     id: str
-    sha256: str
+    sha256: str  # content hash of the file, plus `#<item>` for an item of a collection
     priority: int
     notes: int
     identity: str
@@ -130,7 +130,8 @@ def signature(score: Score, row: Mapping[str, Any], cfg: DedupeConfig) -> Signat
     """The signature of one ingested item."""
     return Signature(
         id=score.meta.id,
-        sha256=row["sha256"],
+        # Items of one collection file share its bytes: the exact key is the file and the item.
+        sha256=f"{row['sha256']}#{row['item']}" if row.get("item") is not None else row["sha256"],
         priority=int(row["priority"]),
         notes=len(score.notes),
         identity=identity_hash(score),

@@ -1,0 +1,165 @@
+"""Dedupe precision and recall on labelled duplicate pairs built from the real data.
+
+The labelled pairs (see `labelled_pairs`) are the twins the issue names: music21's Bach and
+Beethoven op. 18 no. 1 kern/MusicXML twins, the Schumann song twin (Dichterliebe no. 2 twice),
+O'Neill's tunes that appear in two overlapping files, ASAP's `*_no_repeat` files and their full
+versions, and the ASAP and Sapp-kern editions of the same Beethoven and Mozart sonata movements.
+Every other pair of the evaluated items counts as a non-duplicate. Slow: it ingests about 300
+real files (cached in .cache/gnm after the first run).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline.corpora import CorpusDecl, parse_declaration
+from pipeline.stages import dedupe, ingest
+from pipeline.stages.dedupe import DedupeConfig
+from pipeline.stages.ingest import IngestConfig
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+EVAL_CORPORA = {
+    "m21-bach": {
+        "kind": "music21",
+        "include": [f"bach/bwv{n}.{e}" for n in (277, 281, 366) for e in ("krn", "mxl")],
+    },
+    "m21-beethoven": {"kind": "music21", "include": ["beethoven/opus18no1/*"]},
+    "m21-classical": {
+        "kind": "music21",
+        "include": ["schumann_robert/opus48no2.mxl", "schumann_robert/dichterliebe_no2.xml"],
+    },
+    "m21-folk": {"kind": "music21", "include": ["oneills1850/*.abc"]},
+    "asap": {
+        "kind": "directory",
+        "path": "asap",
+        "include": [
+            "Beethoven/Piano_Sonatas/*.mxl",
+            "Mozart/Piano_Sonatas/*.mxl",
+            "Haydn/Keyboard_Sonatas/*-1*.mxl",
+            "Chopin/Sonata_2/*.mxl",
+            "Schubert/Impromptu_op.90_D.899/4*.mxl",
+            "Schubert/Piano_Sonatas/894-2*.mxl",
+        ],
+    },  # fmt: skip
+    "sapp-beethoven-sonatas": {
+        "kind": "directory",
+        "path": "sapp-beethoven-sonatas",
+        "include": ["*.krn"],
+    },
+    "sapp-mozart-sonatas": {
+        "kind": "directory",
+        "path": "sapp-mozart-sonatas",
+        "include": ["*.krn"],
+    },
+}
+PRIORITY = {"sapp-beethoven-sonatas": 80, "sapp-mozart-sonatas": 80, "asap": 70}
+
+
+def declarations() -> list[CorpusDecl]:
+    return [
+        parse_declaration(
+            {"name": name, "description": "dedupe evaluation", "source": source, "genre": "classical",
+             "licence": "see shared/data", "redistributable": False, "priority": PRIORITY.get(name, 50)},
+            f"<eval:{name}>",
+        )
+        for name, source in EVAL_CORPORA.items()
+    ]  # fmt: skip
+
+
+def labelled_pairs(ids: set[str]) -> set[frozenset[str]]:
+    """The duplicate pairs we know of among `ids`."""
+    pairs: set[frozenset[str]] = set()
+
+    def add(a: str, b: str) -> None:
+        if a in ids and b in ids:
+            pairs.add(frozenset((a, b)))
+
+    for n in (277, 281, 366):
+        add(f"m21-bach/bach/bwv{n}.krn", f"m21-bach/bach/bwv{n}.mxl")
+    for k in range(1, 5):
+        add(
+            f"m21-beethoven/beethoven/opus18no1/movement{k}.krn",
+            f"m21-beethoven/beethoven/opus18no1/movement{k}.mxl",
+        )
+    add(
+        "m21-classical/schumann_robert/opus48no2.mxl",
+        "m21-classical/schumann_robert/dichterliebe_no2.xml",
+    )
+    by_tune: dict[str, list[str]] = {}
+    for i in ids:
+        m = re.match(r"m21-folk/oneills1850/[^#]+#X:(\d+)$", i)
+        if m:
+            by_tune.setdefault(m.group(1), []).append(i)
+    for same in by_tune.values():
+        for a, b in itertools.combinations(sorted(same), 2):
+            add(a, b)
+    for i in ids:
+        m = re.match(r"(asap/.+?)_no(_2)?_repeat\.mxl$", i)
+        if m:
+            add(i, f"{m.group(1)}.mxl")
+    for composer, sapp in (
+        ("Beethoven", "sapp-beethoven-sonatas"),
+        ("Mozart", "sapp-mozart-sonatas"),
+    ):
+        for i in ids:
+            m = re.match(
+                rf"asap/{composer}/Piano_Sonatas/(\d+)-([\d_]+)(?:_no_repeat|_no_trio)?\.mxl$", i
+            )
+            if m:
+                for movement in m.group(2).split("_"):
+                    add(i, f"{sapp}/sonata{int(m.group(1)):02d}-{movement}.krn")
+    return pairs
+
+
+def closure(pairs: set[frozenset[str]]) -> set[frozenset[str]]:
+    """All pairs implied by transitivity (a twin of a twin is a twin)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in (tuple(p) for p in pairs):
+        parent[find(a)] = find(b)
+    groups: dict[str, list[str]] = {}
+    for x in list(parent):
+        groups.setdefault(find(x), []).append(x)
+    return {frozenset(p) for g in groups.values() for p in itertools.combinations(sorted(g), 2)}
+
+
+def test_dedupe_precision_and_recall_on_labelled_real_pairs(data_root: Path) -> None:
+    decls = declarations()
+    files = [f for d in decls for f in d.files(data_root)]
+    result = ingest.run(
+        files, {d.name: d for d in decls}, IngestConfig(), REPO / ".cache" / "gnm", workers=2
+    )
+    scored = sorted(result.scores, key=lambda pair: pair[0].meta.id)
+    pieces = [row for _, row in scored]
+    decisions, groups, matches = dedupe.run(pieces, [s for s, _ in scored], DedupeConfig())
+    ids = {row["id"] for row in pieces}
+    truth = closure(labelled_pairs(ids))
+    members: dict[str, list[str]] = {}
+    for g in groups:
+        members.setdefault(g["group"], []).append(g["id"])
+    predicted = {
+        frozenset(p) for m in members.values() for p in itertools.combinations(sorted(m), 2)
+    }
+    hits = predicted & truth
+    precision = len(hits) / len(predicted)
+    recall = len(hits) / len(truth)
+    missed = sorted(tuple(sorted(p)) for p in truth - predicted)
+    extra = sorted(tuple(sorted(p)) for p in predicted - truth)
+    print(f"\ndedupe on {len(ids)} items: {len(truth)} labelled pairs, {len(predicted)} predicted, "
+          f"precision {precision:.3f}, recall {recall:.3f}")  # fmt: skip
+    print("missed:", missed[:20])
+    print("extra:", extra[:20])
+    assert len(truth) >= 150
+    assert precision >= 0.95, extra[:10]
+    assert recall >= 0.90, missed[:10]
