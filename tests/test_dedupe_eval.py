@@ -46,7 +46,7 @@ EVAL_CORPORA = {
             "Schubert/Impromptu_op.90_D.899/4*.mxl",
             "Schubert/Piano_Sonatas/894-2*.mxl",
         ],
-    },  # fmt: skip
+    },
     "sapp-beethoven-sonatas": {
         "kind": "directory",
         "path": "sapp-beethoven-sonatas",
@@ -142,7 +142,7 @@ def test_dedupe_precision_and_recall_on_labelled_real_pairs(data_root: Path) -> 
     )
     scored = sorted(result.scores, key=lambda pair: pair[0].meta.id)
     pieces = [row for _, row in scored]
-    decisions, groups, matches = dedupe.run(pieces, [s for s, _ in scored], DedupeConfig())
+    _, groups, _ = dedupe.run(pieces, [s for s, _ in scored], DedupeConfig())
     ids = {row["id"] for row in pieces}
     truth = closure(labelled_pairs(ids))
     members: dict[str, list[str]] = {}
