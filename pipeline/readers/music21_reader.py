@@ -34,7 +34,9 @@ def read_music21(path: Path, *, expand_repeats: bool = False) -> list[Score]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            parsed = converter.parse(str(path))
+            # forceSource: never read or write music21's pickle cache in its scratch folder (an
+            # unpickled file from a shared temp folder could run code; our ingest caches instead).
+            parsed = converter.parse(str(path), forceSource=True)
         except Exception as exc:  # music21 raises many unrelated types on malformed input
             raise ScoreParseError(
                 f"{path}: music21 could not parse it: {_one_line(exc)}", _parse_reason(exc)
