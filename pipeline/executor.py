@@ -185,7 +185,7 @@ def _iter_dask(
             n_workers=workers or os.cpu_count() or 1,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: never clash with another cluster
             silence_logs=40,  # logging.ERROR
         )
         client = Client(cluster)
