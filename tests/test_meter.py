@@ -216,3 +216,20 @@ def test_normalisation_is_idempotent_and_bars_are_full(
     assert all(b.complete and str(b.meter) in SUPPORTED_METERS for b in once.bars)
     assert normalize_meters(once).bars == once.bars
     assert normalize_meters(once).note_keys() == once.note_keys()
+
+
+def test_short_bars_in_unruled_meters_are_read_as_incomplete_bars_of_their_neighbours() -> None:
+    # music21 writes ABC line-start fragments of a 2/4 tune as 1/4 and 1/8 bars.
+    s = score_of(
+        [(F(1, 2), "1/8"), (F(2), "2/4"), (F(1), "1/4"), (F(2), "2/4")],
+        [(F(0), 60, F(1, 2)), (F(5, 2), 62, F(1))],
+    )
+    n = normalize_meters(s)
+    assert n.report["unruled_meter_reinterpreted"] == 2
+    assert n.meters() == ["2/4", "3/4", "2/4"]  # pickup home, then 2 + 1 quarters merged into 3/4
+    assert n.note_keys() == [(o + n.pickup_shift, p, d) for o, p, d in s.note_keys()]
+    whole = score_of([(F(1), "1/4")] * 4, [(F(0), 60, F(1))])
+    with pytest.raises(MeterError, match="1/4"):
+        normalize_meters(whole)
+    with pytest.raises(MeterError, match="1/8"):
+        normalize_meters(s, MeterConfig(reinterpret_short_unruled=False))

@@ -52,6 +52,14 @@ DEFAULT_RULES: Mapping[str, tuple[str, ...]] = {
     "6/16": ("3/8",),
     "12/16": ("6/8",),
     "24/16": ("6/8", "6/8"),
+    # Long meters of older songs (the Essen collection's breve-based 4/1, 3/1, 6/2).
+    "4/1": ("4/4", "4/4", "4/4", "4/4"),
+    "3/1": ("4/4", "4/4", "4/4"),
+    "6/2": ("3/4", "3/4", "3/4", "3/4"),
+    "8/2": ("4/4", "4/4", "4/4", "4/4"),
+    "12/4": ("3/4", "3/4", "3/4", "3/4"),
+    "16/4": ("4/4", "4/4", "4/4", "4/4"),
+    "10/4": ("2/4", "3/4", "2/4", "3/4"),
 }
 
 IncompletePolicy = Literal["merge", "pad", "error"]
@@ -64,6 +72,7 @@ class MeterConfig:
     supported: tuple[str, ...] = SUPPORTED_METERS
     rules: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_RULES))
     incomplete_bars: IncompletePolicy = "merge"
+    reinterpret_short_unruled: bool = True
 
     def __post_init__(self) -> None:
         for text in self.supported:
@@ -83,7 +92,12 @@ class MeterConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> MeterConfig:
         """Build from a params.yaml section (`supported`, `rules`, `incomplete_bars`)."""
-        unknown = set(params) - {"supported", "rules", "incomplete_bars"}
+        unknown = set(params) - {
+            "supported",
+            "rules",
+            "incomplete_bars",
+            "reinterpret_short_unruled",
+        }
         if unknown:
             raise ValueError(f"unknown meter parameters: {', '.join(sorted(unknown))}")
         rules_raw = params.get("rules", DEFAULT_RULES)
@@ -130,7 +144,10 @@ def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
     shifts: list[tuple[Fraction, Fraction]] = []
     shift = Fraction(0)
     pickup_shift = Fraction(0)
-    bars = _merge_split_bars(score.bars, counts)
+    bars = list(score.bars)
+    if cfg.reinterpret_short_unruled:
+        bars = _reinterpret_short_unruled(bars, cfg, counts)
+    bars = _merge_split_bars(bars, counts)
     if cfg.incomplete_bars == "merge":
         bars = _merge_short_bars(bars, cfg, counts)
     for i, bar in enumerate(bars):
@@ -166,6 +183,31 @@ def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
         .with_counts(counts)
         .validate()
     )
+
+
+def _ruled(cfg: MeterConfig, meter: Meter) -> bool:
+    text = str(meter)
+    return text in cfg.supported or text in cfg.rules
+
+
+def _reinterpret_short_unruled(
+    bars: list[Bar], cfg: MeterConfig, counts: defaultdict[str, float]
+) -> list[Bar]:
+    """A bar in a meter without a rule that is shorter than its neighbour's ruled meter is an
+    incomplete bar of that meter (music21's ABC reader writes a line-start fragment of a 2/4 tune
+    as a bar of 1/4 or 1/8); the first such bar becomes a pickup. A piece in such a meter
+    throughout has no ruled neighbour and still raises MeterError."""
+    out = list(bars)
+    for i, bar in enumerate(bars):
+        if _ruled(cfg, bar.meter):
+            continue
+        before = next((b.meter for b in reversed(bars[:i]) if _ruled(cfg, b.meter)), None)
+        after = next((b.meter for b in bars[i + 1 :] if _ruled(cfg, b.meter)), None)
+        home = before or after
+        if home is not None and bar.length < home.length:
+            out[i] = Bar(bar.start, bar.length, home, pickup=i == 0)
+            counts["unruled_meter_reinterpreted"] += 1
+    return out
 
 
 def _merge_split_bars(bars: Sequence[Bar], counts: defaultdict[str, float]) -> list[Bar]:

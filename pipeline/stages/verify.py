@@ -65,27 +65,37 @@ def fold_pitches(score: Score, low: int, high: int) -> tuple[Score, int]:
     return score.replace(notes=notes).with_counts({"octave_folded": moved}), moved
 
 
-def _name_key(text: str) -> str:
-    """Lower-case letters only, accents removed: 'C.P.E. Bach' -> 'cpebach', 'Frédéric' -> 'frederic'."""
-    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z]", "", plain.lower())
+def _words(text: str) -> list[str]:
+    """Lower-case ASCII words of a name: 'Frédéric Chopin' -> ['frederic', 'chopin']."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return re.findall(r"[a-z]+", plain)
+
+
+def names_match(label: str, source: str) -> bool:
+    """Whether a composer label (`Bach`, `CPEBach`, `ClaraSchumann`) names the person in `source`.
+
+    The label's last CamelCase part (the surname) must be a word of `source`; each earlier part
+    must be a word of it or the initial of one ('CPEBach' ~ 'Carl Philipp Emanuel Bach').
+    """
+    parts = [p.lower() for p in re.findall(r"[A-Z][a-z]*|[a-z]+", label)]
+    words = _words(source)
+    if not parts or parts[-1] not in words:
+        return False
+    given = words[: words.index(parts[-1])]
+    return all(
+        p in given or (len(p) == 1 and any(w.startswith(p) for w in given)) for p in parts[:-1]
+    )
 
 
 def composer_check(declared: str | None, source: str, known: Iterable[str]) -> str | None:
     """A reason when the file's composer field names a declared composer other than `declared`.
 
-    Names compare as lower-case letters only, so 'C.P.E. Bach' matches CPEBach and 'J. S. Bach'
-    matches Bach; a field naming nobody we know (an arranger, a lyricist) is not a mismatch.
+    A field naming nobody we know (an arranger, a lyricist) is not a mismatch.
     """
-    if not declared or not source:
-        return None
-    found = _name_key(source)
-    declared_key = _name_key(declared)
-    if declared_key in found:
+    if not declared or not source or names_match(declared, source):
         return None
     for other in sorted(known, key=len, reverse=True):
-        other_key = _name_key(other)
-        if other_key and other_key != declared_key and other_key in found:
+        if other != declared and names_match(other, source):
             return f"composer_mismatch:{other}"
     return None
 

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from fractions import Fraction as F
+
+import pytest
+
+from pipeline.score import Meter, Note, Score, ScoreMeta, TempoChange, bars_from_meters
+from pipeline.stages.meter import MeterConfig
+from pipeline.stages.verify import VerifyConfig, check, composer_check, fold_pitches, names_match
+
+KNOWN = ["Bach", "CPEBach", "Mozart", "Beethoven", "Chopin", "ClaraSchumann", "Schumann"]
+
+
+def score_of(
+    notes: list[tuple[F, int, F]], bars: int = 4, meter: str = "4/4", bpm: float = 100
+) -> Score:
+    return Score(
+        ScoreMeta("s"),
+        tuple(sorted(Note(o, p, d) for o, p, d in notes)),
+        bars_from_meters([Meter.parse(meter)] * bars),
+        tempos=(TempoChange(F(0), bpm),),
+    ).validate()
+
+
+ROW = {"composer": "Bach", "source_composer": "Johann Sebastian Bach"}
+
+
+@pytest.mark.parametrize(
+    ("score", "row", "reason"),
+    [
+        (score_of([]), ROW, "no_notes"),
+        (score_of([(F(0), 60, F(1))], bars=1), ROW, "too_short"),
+        (score_of([(F(0), 15, F(1))]), ROW, "pitch_range"),
+        (score_of([(F(0), 60, F(1))], bpm=900), ROW, "tempo_out_of_range"),
+        (
+            score_of([(F(0), 60, F(1))]),
+            {"composer": "Bach", "source_composer": "W. A. Mozart"},
+            "composer_mismatch:Mozart",
+        ),
+        (score_of([(F(0), 60, F(1))], meter="5/8"), ROW, "meter:5/8"),
+        (score_of([(F(0), 60, F(1))]), ROW, None),
+    ],
+)
+def test_checks_return_machine_readable_reasons(
+    score: Score, row: dict[str, str], reason: str | None
+) -> None:
+    assert check(score, row, VerifyConfig(), MeterConfig(), KNOWN) == reason
+
+
+def test_octave_fold_is_a_declared_option() -> None:
+    s = score_of([(F(0), 15, F(1)), (F(1), 112, F(1)), (F(2), 60, F(1))])
+    assert check(s, ROW, VerifyConfig(pitch_policy="fold"), MeterConfig(), KNOWN) is None
+    folded, moved = fold_pitches(s, 21, 108)
+    assert moved == 2 and sorted(n.pitch for n in folded.notes) == [27, 60, 100]
+    assert folded.report["octave_folded"] == 2
+
+
+@pytest.mark.parametrize(
+    ("label", "source", "match"),
+    [
+        ("Bach", "J.S. Bach", True),
+        ("CPEBach", "Carl Philipp Emanuel Bach", True),
+        ("CPEBach", "C. P. E. Bach", True),
+        ("ClaraSchumann", "Clara Schumann", True),
+        ("ClaraSchumann", "Robert Schumann", False),
+        ("Chopin", "Chopin, Frédéric", True),
+        ("Mozart", "Johann Strauss", False),
+    ],
+)
+def test_composer_names(label: str, source: str, match: bool) -> None:
+    assert names_match(label, source) is match
+
+
+def test_unknown_names_are_not_mismatches() -> None:
+    assert composer_check("Bach", "Arranged by Someone Else", KNOWN) is None
+    assert composer_check("ClaraSchumann", "Robert Schumann", KNOWN) == "composer_mismatch:Schumann"
+    assert composer_check(None, "W. A. Mozart", KNOWN) is None
