@@ -7,7 +7,8 @@ Measures, per dataset, on scores that are already loaded:
 * encode and decode throughput (scores/s, notes/s, tokens/s) for both tokenizers;
 * round-trip fidelity of both: share of scores and of notes that survive decode(encode(s)).
 
-Scores whose meters have no rule (`MeterError`, e.g. POP909's 1/4 bars) are skipped with their
+POP909 files get their beat-file meter override (`beat_midi.txt`), as the pop909 corpus
+declaration does. Scores whose meters have no rule (`MeterError`) are skipped with their
 reason and excluded from both sides, so that both tokenizers see the same files. MidiTok cannot
 read MusicXML: every chorale is written to MIDI with `pipeline.writers.write_midi` (from our raw,
 unquantised read) and MidiTok reads that MIDI; our side reads the MusicXML/kern file itself.
@@ -45,6 +46,7 @@ from typing import Any, TypeVar
 
 from pipeline.errors import GnmError, MeterError
 from pipeline.readers import read_scores
+from pipeline.readers.beats import apply_beat_file
 from pipeline.score import Score
 from pipeline.stages.quantize import QuantizeStats
 from pipeline.stages.tokenize import prepare
@@ -270,7 +272,11 @@ def run_dataset(
             read_errors["not_one_score"] += 1
             continue
         raw = result[0]
+        beats = path.parent / "beat_midi.txt"
         try:
+            if name == "pop909" and beats.is_file():
+                # As the pop909 corpus declaration does: the beat annotations give the meter.
+                raw = apply_beat_file(raw, beats)
             prepared, stats = prepare(raw, resolution=tok.vocab.resolution)
         except MeterError as exc:
             skipped[exc.reason] += 1
