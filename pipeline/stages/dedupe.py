@@ -6,9 +6,9 @@ Three kinds of duplicate, found together and merged into groups by union-find:
 * **identity**: the same notes after transposition and tempo normalisation: onsets relative to
   the first, all times divided by the gcd of the inter-onset intervals and durations (so a piece
   notated at half speed matches), pitches relative to the lowest, unisons merged;
-* **near**: most of one piece's melodic and bass n-grams appear in the other. Shingles are
-  n-grams of (pitch interval, inter-onset ratio) over the top line and over the bass line (one
-  note per onset); MinHash signatures with LSH banding propose candidate pairs, and each
+* **near**: most of one piece's n-grams appear in the other. Shingles are n-grams of (pitch
+  interval, inter-onset ratio) along each part's line (its top note per onset), pooled over the
+  parts; MinHash signatures with LSH banding propose candidate pairs, and each
   candidate's exact *containment* |A ∩ B| / min(|A|, |B|) must reach `threshold`. Containment,
   not Jaccard, so that a movement without repeats matches the same movement with them, and an
   edition with extra ornaments still matches.
@@ -114,15 +114,19 @@ def _line_shingles(line: Sequence[tuple[Fraction, int]], n: int, tag: int) -> It
 
 
 def shingles(score: Score, n: int) -> frozenset[int]:
-    """Top-line and bass-line shingles of a score (ints below 2**31)."""
-    top: dict[Fraction, int] = {}
-    bass: dict[Fraction, int] = {}
+    """Shingles of every part's line (its top note per onset), pooled (ints below 2**31).
+
+    Per part, not over the whole texture: two editions of a quartet or a sonata differ in many
+    small places (a tie, an inner voice, a grace note), and a line drawn through all parts changes
+    at every such place, while each part's own line changes only where that part does.
+    """
+    lines: dict[int, dict[Fraction, int]] = {}
     for note in score.notes:
-        top[note.onset] = max(top.get(note.onset, 0), note.pitch)
-        bass[note.onset] = min(bass.get(note.onset, 128), note.pitch)
+        line = lines.setdefault(note.part, {})
+        line[note.onset] = max(line.get(note.onset, 0), note.pitch)
     out: set[int] = set()
-    for tag, line in ((1, top), (2, bass)):
-        out.update(_line_shingles(sorted(line.items()), n, tag))
+    for line in lines.values():
+        out.update(_line_shingles(sorted(line.items()), n, 0))
     return frozenset(out)
 
 
