@@ -67,6 +67,15 @@ def _tokenizer(
     return Tokenizer(Vocab(config))
 
 
+RESOLUTION_OPTION = click.option(
+    "--resolution", type=int, default=None, help="Grid ticks per quarter note (default 12)."
+)
+VOCAB_OPTION = click.option(
+    "--vocab",
+    "vocab_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Vocabulary JSON file (instead of --resolution / params).",
+)
 PARAMS_OPTION = click.option(
     "--params",
     "params_path",
@@ -125,15 +134,8 @@ def tokenized_json(result: TokenizedScore, tokenizer: Tokenizer) -> dict[str, An
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON here."
 )
-@click.option(
-    "--resolution", type=int, default=None, help="Grid ticks per quarter note (default 12)."
-)
-@click.option(
-    "--vocab",
-    "vocab_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Vocabulary JSON file.",
-)
+@RESOLUTION_OPTION
+@VOCAB_OPTION
 @click.option(
     "--expand-repeats", is_flag=True, help="Expand written repeats (music21) before tokenizing."
 )
@@ -236,15 +238,8 @@ def _load_token_input(path: Path, index: int) -> tuple[list[str | int], str]:
     help="Output file: .mid/.midi or .musicxml/.xml/.mxl.",
 )
 @click.option("--index", default=0, show_default=True, help="Which score of a JSON Lines file.")
-@click.option(
-    "--resolution", type=int, default=None, help="Grid ticks per quarter note (default 12)."
-)
-@click.option(
-    "--vocab",
-    "vocab_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Vocabulary JSON file.",
-)
+@RESOLUTION_OPTION
+@VOCAB_OPTION
 @click.option("--lenient", is_flag=True, help="Skip invalid tokens (reported) instead of failing.")
 def detokenize(
     tokens_file: Path,

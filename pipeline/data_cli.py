@@ -42,6 +42,35 @@ PARAMS_OPTION = click.option(
 )
 
 
+INGEST_DIR_OPTION = click.option(
+    "--ingest",
+    "ingest_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/ingest"),
+    show_default=True,
+    help="The ingest stage's output folder.",
+)
+
+
+def out_option(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The --out option of a stage writing to `default`."""
+    return click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path(default),
+        show_default=True,
+        help="Output folder of this stage.",
+    )
+
+
+def _read_ingest(ingest_dir: Path) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Pieces rows and scores of an ingest output folder, or a one-line error."""
+    if not (ingest_dir / "pieces.parquet").is_file():
+        raise GnmError(f"{ingest_dir / 'pieces.parquet'}: missing (run `gnm data ingest` first)")
+    return ingest_stage.read_outputs(ingest_dir)
+
+
 @click.group()
 def data() -> None:
     """Build and inspect the dataset: declarations, ingest, ledger.
@@ -119,13 +148,7 @@ def select_corpora(corpora_dir: Path, names: Sequence[str]) -> list[CorpusDecl]:
 @CORPORA_OPTION
 @click.option("--corpus", "names", multiple=True, help="Only this corpus (repeatable).")
 @DATA_ROOT_OPTION
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data/ingest"),
-    show_default=True,
-)
+@out_option("data/ingest")
 @click.option(
     "--cache",
     "cache_dir",
@@ -209,20 +232,8 @@ def ingest(
 
 @data.command()
 @CORPORA_OPTION
-@click.option(
-    "--ingest",
-    "ingest_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data/ingest"),
-    show_default=True,
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data/verify"),
-    show_default=True,
-)
+@INGEST_DIR_OPTION
+@out_option("data/verify")
 @PARAMS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def verify(
@@ -241,9 +252,7 @@ def verify(
     from pipeline.stages import verify as verify_stage
 
     params = load_params(params_path)
-    if not (ingest_dir / "pieces.parquet").is_file():
-        raise GnmError(f"{ingest_dir / 'pieces.parquet'}: missing (run `gnm data ingest` first)")
-    pieces, scores = ingest_stage.read_outputs(ingest_dir)
+    pieces, scores = _read_ingest(ingest_dir)
     known = known_composers(load_declarations(corpora_dir))
     with _progress(len(scores), "verify") as advance:
         decisions = verify_stage.run(pieces, scores, params.verify, params.meter, known, advance)
@@ -264,20 +273,8 @@ def verify(
 
 
 @data.command()
-@click.option(
-    "--ingest",
-    "ingest_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data/ingest"),
-    show_default=True,
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data/dedupe"),
-    show_default=True,
-)
+@INGEST_DIR_OPTION
+@out_option("data/dedupe")
 @PARAMS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bool) -> None:
@@ -298,9 +295,7 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
     from pipeline.stages import dedupe as dedupe_stage
 
     params = load_params(params_path)
-    if not (ingest_dir / "pieces.parquet").is_file():
-        raise GnmError(f"{ingest_dir / 'pieces.parquet'}: missing (run `gnm data ingest` first)")
-    pieces, scores = ingest_stage.read_outputs(ingest_dir)
+    pieces, scores = _read_ingest(ingest_dir)
     with _progress(len(scores), "dedupe") as advance:
         decisions, groups, matches = dedupe_stage.run(pieces, scores, params.dedupe, advance)
     write_decisions(decisions, out_dir / "decisions.parquet")

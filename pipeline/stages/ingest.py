@@ -194,32 +194,13 @@ def run(
         decl = decls[source.corpus]
         outcome = outcomes[i]
         if not outcome.ok:
-            reason = _reason(outcome.reason or "error")
             decisions.append(
-                Decision(
-                    source.id,
-                    source.corpus,
-                    source.rel_path,
-                    None,
-                    STAGE,
-                    quarantined(reason),
-                    outcome.detail,
-                )
+                _file_quarantined(source, _reason(outcome.reason or "error"), outcome.detail)
             )
             continue
         parsed = outcome.value or []
         if not parsed:
-            decisions.append(
-                Decision(
-                    source.id,
-                    source.corpus,
-                    source.rel_path,
-                    None,
-                    STAGE,
-                    quarantined("no_scores"),
-                    "the file holds no score",
-                )
-            )
+            decisions.append(_file_quarantined(source, "no_scores", "the file holds no score"))
             continue
         seen: dict[str, int] = {}
         for score in parsed:
@@ -249,6 +230,13 @@ def run(
                 Decision(item_id, source.corpus, source.rel_path, item, STAGE, ACCEPTED)
             )
     return IngestResult(scores, decisions, parsed=len(to_parse), cached=len(files) - len(to_parse))
+
+
+def _file_quarantined(source: SourceFile, reason: str, detail: str) -> Decision:
+    """The decision for a file that yields no item: one quarantined row under the file's id."""
+    return Decision(
+        source.id, source.corpus, source.rel_path, None, STAGE, quarantined(reason), detail
+    )
 
 
 _REASONS = {"ScoreParseError": "parse_error", "ScoreValidationError": "invalid_score"}
