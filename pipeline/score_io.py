@@ -49,7 +49,19 @@ def score_to_dict(score: Score) -> dict[str, Any]:
             "source_path": m.source_path,
             "collection_item": m.collection_item,
         },
-        "notes": [[_f(n.onset), n.pitch, _f(n.duration), n.velocity, n.part] for n in score.notes],
+        # Integers, not "n/d" strings: parsing Fraction strings made loading ten times slower.
+        "notes": [
+            [
+                n.onset.numerator,
+                n.onset.denominator,
+                n.pitch,
+                n.duration.numerator,
+                n.duration.denominator,
+                n.velocity,
+                n.part,
+            ]
+            for n in score.notes
+        ],
         "bars": [[_f(b.start), _f(b.length), str(b.meter), b.pickup] for b in score.bars],
         "parts": [[p.index, p.name, p.program, p.is_drum] for p in score.parts],
         "tempos": [[_f(t.onset), t.bpm] for t in score.tempos],
@@ -62,6 +74,14 @@ def score_to_dict(score: Score) -> dict[str, Any]:
 def score_from_dict(data: Mapping[str, Any]) -> Score:
     """Rebuild (and validate) a score written by `score_to_dict`."""
     meta = data["meta"]
+    fractions: dict[tuple[int, int], Fraction] = {}
+
+    def q(num: int, den: int) -> Fraction:
+        value = fractions.get((num, den))
+        if value is None:
+            value = fractions[(num, den)] = Fraction(num, den)
+        return value
+
     return Score(
         meta=ScoreMeta(
             meta["id"],
@@ -71,7 +91,7 @@ def score_from_dict(data: Mapping[str, Any]) -> Score:
             meta["collection_item"],
         ),
         notes=tuple(
-            Note(_fr(o), int(p), _fr(d), int(v), int(part)) for o, p, d, v, part in data["notes"]
+            Note(q(on, od), p, q(dn, dd), v, part) for on, od, p, dn, dd, v, part in data["notes"]
         ),
         bars=tuple(
             Bar(_fr(s), _fr(length), Meter.parse(m), bool(pk)) for s, length, m, pk in data["bars"]

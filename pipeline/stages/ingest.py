@@ -66,6 +66,8 @@ class IngestConfig:
             raise ValueError("timeout_s and memory_mb must be >= 0 (0 disables the limit)")
 
 
+CACHE_FORMAT = 2  # bump when score_io's dict layout changes
+
 # Imported by each worker before it forks a child per file.
 PRELOAD = ("music21", "miditoolkit", "pipeline.readers")
 
@@ -106,7 +108,7 @@ def parse_job(job: ParseJob) -> list[Score]:
 
 def _cache_path(cache_dir: Path, sha: str, job: ParseJob) -> Path:
     flavour = hashlib.sha256(
-        f"{reader_version()}|{job.expand_repeats}|{job.beat_file}".encode()
+        f"{CACHE_FORMAT}|{reader_version()}|{job.expand_repeats}|{job.beat_file}".encode()
     ).hexdigest()[:12]
     return cache_dir / "ingest" / sha[:2] / f"{sha}-{flavour}.json"
 
