@@ -8,7 +8,9 @@ from pipeline.score_io import notes_table, score_from_dict, score_to_dict, score
 from tests.conftest import TEST_DATA, m21_path, read_one
 
 
-@pytest.mark.parametrize("source", ["bach/bwv66.6.mxl", "chopin/mazurka06-2.krn", "beethoven/opus133.mxl"])
+@pytest.mark.parametrize(
+    "source", ["bach/bwv66.6.mxl", "chopin/mazurka06-2.krn", "beethoven/opus133.mxl"]
+)
 def test_dict_round_trip_is_exact(source: str) -> None:
     score = read_one(m21_path(source))
     assert score_from_dict(json.loads(json.dumps(score_to_dict(score)))) == score
