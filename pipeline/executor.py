@@ -13,6 +13,7 @@ pipe. The parent reads with a deadline and kills the child when it passes.
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import os
 import pickle
@@ -58,6 +59,9 @@ def run_isolated(func: Callable[[T], R], item: T, limits: Limits) -> Outcome[R]:
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_fd)
+        # A crash here is an outcome, not news: don't let an inherited faulthandler (pytest's)
+        # print the parent's stack.
+        faulthandler.disable()
         code = 0
         try:
             if limits.memory_mb:
