@@ -18,7 +18,8 @@ import click
 from pipeline import __version__
 from pipeline.errors import GnmError, TokenizeError
 from pipeline.params import Params, load_params
-from pipeline.readers import SUPPORTED_EXTENSIONS, read_scores
+from pipeline.readers import SUPPORTED_EXTENSIONS, ItemFailure, read_items
+from pipeline.score import Score
 from pipeline.stages.tokenize import TokenizedScore, tokenize_score
 from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
 from pipeline.writers import WRITABLE_EXTENSIONS, write_score
@@ -164,7 +165,15 @@ def tokenize(
     tokenizer = _tokenizer(vocab_path, resolution, params)
     if composer is not None:
         tokenizer.vocab.composer_id(composer)  # fail before the slow parse
-    scores = read_scores(file, expand_repeats=expand_repeats)
+    items = read_items(file, expand_repeats=expand_repeats)
+    scores = [i for i in items if isinstance(i, Score)]
+    for failure in (i for i in items if isinstance(i, ItemFailure)):
+        click.echo(
+            f"gnm: warning: {file}#X:{failure.item} skipped ({failure.reason}): {failure.detail}",
+            err=True,
+        )
+    if not scores:
+        raise GnmError(f"{file}: none of its {len(items)} pieces can be read")
     objects = []
     for score in _progress(scores, f"tokenizing {file.name}"):
         result = tokenize_score(score, tokenizer, composer, params.meter)

@@ -22,13 +22,14 @@ BROKEN = {
     "hangs.musicxml": "timeout",
 }
 GOOD = {"edge_cases.musicxml": 1, "two_tunes.abc": 2, "no_notes.musicxml": 1, "bwv66.6.mxl": 1}
+MIXED = {"book_with_bad_tune.abc": ["accepted", "quarantined:parse_error", "accepted"]}
 
 
 def make_corpus(tmp_path: Path) -> tuple[Path, Path]:
     """A directory corpus mixing real, hand-made and broken files, and its declaration."""
     data = tmp_path / "data" / "mixed"
     data.mkdir(parents=True)
-    for name in [*BROKEN, *GOOD]:
+    for name in [*BROKEN, *GOOD, *MIXED]:
         if name == "hangs.musicxml":
             shutil.copy(TEST_DATA / "edge_cases.musicxml", data / name)
         elif name == "bwv66.6.mxl":
@@ -47,14 +48,14 @@ def make_corpus(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def hanging_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     """Simulate a parser that never returns on one file (the child inherits the patch by fork)."""
-    real = ingest.read_scores
+    real = ingest.read_items
 
     def read(path: str, **kw: object) -> object:
         if path.endswith("hangs.musicxml"):
             time.sleep(120)
         return real(path, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ingest, "read_scores", read)
+    monkeypatch.setattr(ingest, "read_items", read)
 
 
 def test_every_input_ends_accepted_or_quarantined_with_a_specific_reason(
@@ -63,7 +64,7 @@ def test_every_input_ends_accepted_or_quarantined_with_a_specific_reason(
     root, decl_path = make_corpus(tmp_path)
     decl = load_declaration(decl_path)
     files = decl.files(root)
-    assert len(files) == len(BROKEN) + len(GOOD)
+    assert len(files) == len(BROKEN) + len(GOOD) + len(MIXED)
     cfg = IngestConfig(timeout_s=5, memory_mb=2048)
     result = ingest.run(files, {"mixed": decl}, cfg, tmp_path / "cache", scheduler="inline")
     by_file: dict[str, list[str]] = {}
@@ -73,8 +74,12 @@ def test_every_input_ends_accepted_or_quarantined_with_a_specific_reason(
         assert by_file[name] == [f"quarantined:{reason}"], name
     for name, items in GOOD.items():
         assert by_file[name] == ["accepted"] * items, name
-    info = summary(merge([result.decisions]), n_inputs=len(BROKEN) + sum(GOOD.values()))
-    assert info["adds_up"] and info["quarantined"] == len(BROKEN)
+    for name, statuses in MIXED.items():
+        assert by_file[name] == statuses, name
+    n_inputs = len(BROKEN) + sum(GOOD.values()) + sum(len(v) for v in MIXED.values())
+    info = summary(merge([result.decisions]), n_inputs=n_inputs)
+    assert info["adds_up"] and info["quarantined"] == len(BROKEN) + 1
+    assert "mixed/book_with_bad_tune.abc#X:2" in {d.id for d in result.decisions}
     ids = sorted(d.id for d in result.decisions)
     assert "mixed/two_tunes.abc#X:7" in ids and "mixed/bwv66.6.mxl" in ids
 

@@ -8,7 +8,7 @@ from miditoolkit import Instrument, MidiFile, TempoChange, TimeSignature
 from miditoolkit import Note as MidiNote
 
 from pipeline.errors import ScoreParseError
-from pipeline.readers import SUPPORTED_EXTENSIONS, read_scores
+from pipeline.readers import SUPPORTED_EXTENSIONS, ItemFailure, read_items, read_scores
 from tests.conftest import TEST_DATA, m21_path, read_one
 
 
@@ -174,3 +174,14 @@ def test_repeats_kept_as_written_unless_asked() -> None:
     expanded = read_scores(path, expand_repeats=True)[0]
     assert expanded.report["repeats_expanded"] == 1
     assert len(expanded.notes) >= len(as_written.notes)
+
+
+def test_one_bad_tune_does_not_lose_the_book() -> None:
+    items = read_items(TEST_DATA / "book_with_bad_tune.abc")
+    scores = [i for i in items if not isinstance(i, ItemFailure)]
+    failures = [i for i in items if isinstance(i, ItemFailure)]
+    assert [s.meta.collection_item for s in scores] == ["1", "3"]
+    assert [(f.item, f.reason) for f in failures] == [("2", "parse_error")]
+    assert scores[1].meters() == ["6/8", "6/8"]  # the header (L:1/8) applies to every tune
+    with pytest.raises(ScoreParseError, match="1 of 3 pieces cannot be read, first X:2"):
+        read_scores(TEST_DATA / "book_with_bad_tune.abc")

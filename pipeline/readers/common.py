@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 from pipeline.score import Bar, Meter
 
 DEFAULT_METER = Meter(4, 4)
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """One piece of a collection file that could not be read (the others still are)."""
+
+    item: str
+    reason: str
+    detail: str
 
 
 def make_bars(

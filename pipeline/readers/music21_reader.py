@@ -8,39 +8,77 @@ carrying the `X:` number. Ties become one note, chords become notes, grace notes
 
 from __future__ import annotations
 
+import re
 import warnings
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from pipeline.errors import ScoreParseError
-from pipeline.readers.common import DEFAULT_METER, bars_from_time_signatures, make_bars, report_dict
+from pipeline.errors import ScoreParseError, ScoreValidationError
+from pipeline.readers.common import (
+    DEFAULT_METER,
+    ItemFailure,
+    bars_from_time_signatures,
+    make_bars,
+    report_dict,
+)
 from pipeline.score import DEFAULT_VELOCITY, Meter, Note, Part, Score, ScoreMeta, TempoChange
 
 _TIE_OPENS = {"start", "continue"}
 _TIE_CLOSES = {"stop", "continue"}
 
 
-def read_music21(path: Path, *, expand_repeats: bool = False) -> list[Score]:
-    """Parse `path` with music21 and return one canonical score per piece in it."""
-    from music21 import converter, stream
+def read_music21(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
+    """Parse `path` with music21: one canonical score per piece, or an ItemFailure for a piece of
+    a collection that cannot be read (the others still are)."""
+    from music21 import converter
 
     if path.suffix.lower() == ".mxl":
         _check_mxl(path)
+    if path.suffix.lower() == ".abc":
+        tunes = _split_abc(path)
+        if len(tunes) > 1:
+            # Tune by tune: music21 tokenizes a whole book at once, so one bad tune would lose all.
+            out: list[Score | ItemFailure] = []
+            for number, text in tunes:
+                try:
+                    parsed, caught = _parse(partial(converter.parseData, text, format="abc"), path)
+                except ScoreParseError as exc:
+                    out.append(ItemFailure(number, exc.reason, str(exc)))
+                    continue
+                out.extend(_convert_all(parsed, path, caught, expand_repeats, number))
+            return out
+    # forceSource: never read or write music21's pickle cache in its scratch folder (an unpickled
+    # file from a shared temp folder could run code; our ingest has its own cache).
+    parsed, caught = _parse(lambda: converter.parse(str(path), forceSource=True), path)
+    return _convert_all(parsed, path, caught, expand_repeats, None)
+
+
+def _parse(call: Callable[[], Any], path: Path) -> tuple[Any, list[Any]]:
+    """Run a music21 parse, turning its failures into ScoreParseError and recording its warnings."""
     # music21 warns (on stderr) about every oddity it repairs; record them as a count instead.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            # forceSource: never read or write music21's pickle cache in its scratch folder (an
-            # unpickled file from a shared temp folder could run code; our ingest caches instead).
-            parsed = converter.parse(str(path), forceSource=True)
+            parsed = call()
         except Exception as exc:  # music21 raises many unrelated types on malformed input
             raise ScoreParseError(
                 f"{path}: music21 could not parse it: {_one_line(exc)}", _parse_reason(exc)
             ) from exc
+    return parsed, list(caught)
+
+
+def _convert_all(
+    parsed: Any, path: Path, caught: list[Any], expand_repeats: bool, number: str | None
+) -> list[Score | ItemFailure]:
+    """Canonical scores of every piece in a parse result (collection pieces fail one by one)."""
+    from music21 import stream
+
     if isinstance(parsed, stream.Opus):
         pieces = list(parsed.scores)
     elif isinstance(parsed, stream.Score):
@@ -51,17 +89,54 @@ def read_music21(path: Path, *, expand_repeats: bool = False) -> list[Score]:
         pieces = [wrapper]
     if not pieces:
         raise ScoreParseError(f"{path}: the file holds no score", "no_scores")
-    collection = len(pieces) > 1 or path.suffix.lower() == ".abc"
-    scores = []
+    collection = number is not None or len(pieces) > 1 or path.suffix.lower() == ".abc"
+    out: list[Score | ItemFailure] = []
     for index, piece in enumerate(pieces):
-        item = _collection_item(piece, index) if collection else None
+        item = (number if len(pieces) == 1 else None) or (
+            _collection_item(piece, index) if collection else None
+        )
         with warnings.catch_warnings(record=True) as converting:
             warnings.simplefilter("always")
-            score = convert_music21(piece, path, item, expand_repeats=expand_repeats)
-        # Parse warnings belong to the file; a collection's items share them, so only the first counts them.
+            try:
+                score = convert_music21(piece, path, item, expand_repeats=expand_repeats)
+            except (ScoreParseError, ScoreValidationError) as exc:
+                if not collection:
+                    raise
+                out.append(
+                    ItemFailure(
+                        item or str(index + 1), getattr(exc, "reason", "invalid_score"), str(exc)
+                    )
+                )
+                continue
+        # Parse warnings belong to the parse; the pieces of one parse share them: the first counts them.
         n_warnings = len(converting) + (len(caught) if index == 0 else 0)
-        scores.append(score.with_counts({"parser_warnings": n_warnings}) if n_warnings else score)
-    return scores
+        out.append(score.with_counts({"parser_warnings": n_warnings}) if n_warnings else score)
+    return out
+
+
+_X_LINE = re.compile(r"X:\s*(\d+)")
+
+
+def _split_abc(path: Path) -> list[tuple[str, str]]:
+    """(X number, text) of each tune of an ABC file, the file header prepended to each."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScoreParseError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})", "encoding"
+        ) from exc
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if _X_LINE.match(line)]
+    if not starts:
+        return []
+    header = "".join(line for line in lines[: starts[0]] if not line.startswith("%"))
+    tunes = []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        match = _X_LINE.match(lines[start])
+        assert match is not None
+        tunes.append((match.group(1), header + "".join(lines[start:end])))
+    return tunes
 
 
 def convert_music21(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from pipeline.corpora import CorpusDecl, SourceFile
 from pipeline.executor import Limits, Outcome, iter_items
 from pipeline.ledger import ACCEPTED, Decision, quarantined, write_decisions, write_table_atomic
-from pipeline.readers import read_scores
+from pipeline.readers import ItemFailure, read_items
 from pipeline.readers.beats import apply_beat_file
 from pipeline.score import Score, ScoreMeta
 from pipeline.score_io import notes_table, score_from_dict, score_to_dict, scores_from_tables
@@ -66,7 +66,7 @@ class IngestConfig:
             raise ValueError("timeout_s and memory_mb must be >= 0 (0 disables the limit)")
 
 
-CACHE_FORMAT = 2  # bump when score_io's dict layout changes
+CACHE_FORMAT = 3  # bump when score_io's dict layout changes
 
 # Imported by each worker before it forks a child per file.
 PRELOAD = ("music21", "miditoolkit", "pipeline.readers")
@@ -97,13 +97,13 @@ def reader_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def parse_job(job: ParseJob) -> list[Score]:
-    """Read one file (runs in the isolated child)."""
-    scores = read_scores(job.path, expand_repeats=job.expand_repeats)
+def parse_job(job: ParseJob) -> list[Score | ItemFailure]:
+    """Read one file (runs in the isolated child): its pieces, or failures of single pieces."""
+    items = read_items(job.path, expand_repeats=job.expand_repeats)
     if job.beat_file is not None:
         beat_path = Path(job.path).parent / job.beat_file
-        scores = [apply_beat_file(s, beat_path) for s in scores]
-    return scores
+        items = [apply_beat_file(s, beat_path) if isinstance(s, Score) else s for s in items]
+    return items
 
 
 def _cache_path(cache_dir: Path, sha: str, job: ParseJob) -> Path:
@@ -113,21 +113,33 @@ def _cache_path(cache_dir: Path, sha: str, job: ParseJob) -> Path:
     return cache_dir / "ingest" / sha[:2] / f"{sha}-{flavour}.json"
 
 
-def _load_cached(path: Path) -> Outcome[list[Score]] | None:
+Parsed = list[Score | ItemFailure]
+
+
+def _load_cached(path: Path) -> Outcome[Parsed] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
     if data.get("reason"):
         return Outcome(reason=data["reason"], detail=data.get("detail", ""))
-    return Outcome(value=[score_from_dict(s) for s in data["scores"]])
+    items: Parsed = [
+        score_from_dict(s["score"]) if "score" in s else ItemFailure(**s["failure"])
+        for s in data["items"]
+    ]
+    return Outcome(value=items)
 
 
-def _store_cached(path: Path, outcome: Outcome[list[Score]]) -> None:
+def _store_cached(path: Path, outcome: Outcome[Parsed]) -> None:
     if outcome.reason in ("timeout", "memory_limit", "crash"):
         return  # may depend on the machine's load: try again next time
     if outcome.ok:
-        data: dict[str, Any] = {"scores": [score_to_dict(s) for s in outcome.value or []]}
+        data: dict[str, Any] = {
+            "items": [
+                {"score": score_to_dict(s)} if isinstance(s, Score) else {"failure": asdict(s)}
+                for s in outcome.value or []
+            ]
+        }
     else:
         data = {"reason": outcome.reason, "detail": outcome.detail}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +169,7 @@ def run(
     on_done: Callable[[int], None] | None = None,
 ) -> IngestResult:
     """Ingest `files`; return the scores (with their pieces-row fields) and one decision per item."""
-    outcomes: dict[int, Outcome[list[Score]]] = {}
+    outcomes: dict[int, Outcome[Parsed]] = {}
     shas: list[str] = []
     jobs: list[ParseJob] = []
     to_parse: list[int] = []
@@ -205,12 +217,26 @@ def run(
             decisions.append(_file_quarantined(source, "no_scores", "the file holds no score"))
             continue
         seen: dict[str, int] = {}
-        for score in parsed:
-            item = score.meta.collection_item
+        for piece in parsed:
+            item = piece.item if isinstance(piece, ItemFailure) else piece.meta.collection_item
             item_id = source.id + (f"#X:{item}" if item is not None else "")
             seen[item_id] = seen.get(item_id, 0) + 1
             if seen[item_id] > 1:  # a collection that reuses an X: number
                 item_id += f".{seen[item_id]}"
+            if isinstance(piece, ItemFailure):
+                decisions.append(
+                    Decision(
+                        item_id,
+                        source.corpus,
+                        source.rel_path,
+                        item,
+                        STAGE,
+                        quarantined(piece.reason),
+                        piece.detail,
+                    )
+                )
+                continue
+            score = piece
             meta = ScoreMeta(item_id, score.meta.title, score.meta.composer, source.rel_path, item)
             score = score.replace(meta=meta)
             row = {
