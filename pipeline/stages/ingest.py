@@ -171,15 +171,23 @@ def run(
     """Ingest `files`; return the scores (with their pieces-row fields) and one decision per item."""
     outcomes: dict[int, Outcome[Parsed]] = {}
     shas: list[str] = []
+    keys: list[str] = []  # cache keys: the file's hash, with its beat file's where it has one
     jobs: list[ParseJob] = []
     to_parse: list[int] = []
     for i, source in enumerate(files):
         decl = decls[source.corpus]
         sha = hashlib.sha256(source.path.read_bytes()).hexdigest()
+        if decl.meter_override_file:  # the beat file is an input too: a change must miss the cache
+            beats = source.path.parent / decl.meter_override_file
+            beat_bytes = beats.read_bytes() if beats.is_file() else b""
+            cache_key = hashlib.sha256(sha.encode() + beat_bytes).hexdigest()
+        else:
+            cache_key = sha
         shas.append(sha)
+        keys.append(cache_key)
         job = ParseJob(str(source.path), cfg.expand_repeats, decl.meter_override_file)
         jobs.append(job)
-        cached = _load_cached(_cache_path(cache_dir, sha, job)) if cache_dir else None
+        cached = _load_cached(_cache_path(cache_dir, cache_key, job)) if cache_dir else None
         if cached is not None:
             outcomes[i] = cached
             if on_done:
@@ -198,7 +206,7 @@ def run(
         i = to_parse[k]
         outcomes[i] = outcome
         if cache_dir:  # as each file finishes, so that a killed run keeps what it parsed
-            _store_cached(_cache_path(cache_dir, shas[i], jobs[i]), outcome)
+            _store_cached(_cache_path(cache_dir, keys[i], jobs[i]), outcome)
         if on_done:
             on_done(1)
 
