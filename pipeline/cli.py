@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from pipeline import __version__
+from pipeline.cli_common import PARAMS_OPTION, tracked
 from pipeline.errors import GnmError, TokenizeError
 from pipeline.params import Params, load_params
 from pipeline.readers import SUPPORTED_EXTENSIONS, ItemFailure, read_items
@@ -77,29 +76,6 @@ VOCAB_OPTION = click.option(
     type=click.Path(exists=True, dir_okay=False),
     help="Vocabulary JSON file (instead of --resolution / params).",
 )
-PARAMS_OPTION = click.option(
-    "--params",
-    "params_path",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Parameter file (meter rules, vocabulary); default: the built-in defaults (= params.yaml).",
-)
-
-
-def _progress(items: Sequence[Any], label: str) -> Iterator[Any]:
-    """Iterate with a rich progress bar on stderr when it is a terminal and the work is long."""
-    if len(items) < 5 or not sys.stderr.isatty():
-        yield from items
-        return
-    from rich.progress import track
-
-    yield from track(items, description=label, console=_stderr_console(), transient=True)
-
-
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def tokenized_json(result: TokenizedScore, tokenizer: Tokenizer) -> dict[str, Any]:
@@ -175,7 +151,7 @@ def tokenize(
     if not scores:
         raise GnmError(f"{file}: none of its {len(items)} pieces can be read")
     objects = []
-    for score in _progress(scores, f"tokenizing {file.name}"):
+    for score in tracked(scores, f"tokenizing {file.name}"):
         result = tokenize_score(score, tokenizer, composer, params.meter)
         objects.append(tokenized_json(result, tokenizer))
     if output is not None:
@@ -328,7 +304,7 @@ def demo(out_dir: Path, as_json: bool) -> None:
     """
     from pipeline.demo import run_demo
 
-    summary = run_demo(out_dir, progress=sys.stderr.isatty() and not as_json)
+    summary = run_demo(out_dir)
     if as_json:
         click.echo(json.dumps(summary, indent=1))
     else:

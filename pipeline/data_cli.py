@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
+from pipeline.cli_common import PARAMS_OPTION, progress
 from pipeline.corpora import CorpusDecl, load_declarations, resolve_data_root, validate_folder
 from pipeline.errors import GnmError
 from pipeline.ledger import merge, read_decisions, write_ledger
@@ -33,14 +32,6 @@ DATA_ROOT_OPTION = click.option(
     default=None,
     help="Root of the data sets that directory corpora name; default $GNM_DATA_ROOT, then params.",
 )
-PARAMS_OPTION = click.option(
-    "--params",
-    "params_path",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Parameter file (default: built-in defaults, equal to the shipped params.yaml).",
-)
-
 
 INGEST_DIR_OPTION = click.option(
     "--ingest",
@@ -112,33 +103,6 @@ def validate(corpora_dir: Path, data_root: str | None, params_path: str | None) 
     click.echo(f"{n} declarations valid" + (f" (data root {root})" if root else ""))
 
 
-@contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr (when it is a terminal) and the callback that advances it."""
-    if not sys.stderr.isatty() or total == 0:
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
 def select_corpora(corpora_dir: Path, names: Sequence[str]) -> list[CorpusDecl]:
     """The declarations to build: all, or those named."""
     return load_declarations(corpora_dir, names or None)
@@ -194,7 +158,7 @@ def ingest(
     decls = select_corpora(corpora_dir, names)
     files = [f for d in decls for f in d.files(root)]
     started = time.perf_counter()
-    with _progress(len(files), "ingest") as advance:
+    with progress(len(files), "ingest") as advance:
         result = ingest_stage.run(
             files,
             {d.name: d for d in decls},
@@ -254,7 +218,7 @@ def verify(
     params = load_params(params_path)
     pieces, scores = _read_ingest(ingest_dir)
     known = known_composers(load_declarations(corpora_dir))
-    with _progress(len(scores), "verify") as advance:
+    with progress(len(scores), "verify") as advance:
         decisions = verify_stage.run(pieces, scores, params.verify, params.meter, known, advance)
     write_decisions(decisions, out_dir / "decisions.parquet")
     reasons = Counter(d.status.split(":", 1)[1] for d in decisions)
@@ -296,7 +260,7 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
 
     params = load_params(params_path)
     pieces, scores = _read_ingest(ingest_dir)
-    with _progress(len(scores), "dedupe") as advance:
+    with progress(len(scores), "dedupe") as advance:
         decisions, groups, matches = dedupe_stage.run(pieces, scores, params.dedupe, advance)
     write_decisions(decisions, out_dir / "decisions.parquet")
     dedupe_stage.write_groups(groups, out_dir / "groups.parquet")

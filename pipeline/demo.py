@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pipeline.cli_common import tracked
 from pipeline.readers import read_scores
 from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
@@ -31,15 +31,15 @@ DEMO_PIECES: tuple[tuple[str, str | None, str | None], ...] = (
 )
 
 
-def run_demo(out_dir: Path, progress: bool = False) -> dict[str, Any]:
+def run_demo(out_dir: Path) -> dict[str, Any]:
     """Tokenize DEMO_PIECES, write outputs under `out_dir`, return the summary."""
     from music21 import corpus
 
     tokenizer = Tokenizer()
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
     lines = []
-    for path, item, composer in _maybe_track(DEMO_PIECES, progress):
+    for path, item, composer in tracked(DEMO_PIECES, "tokenizing"):
         started = time.perf_counter()
         scores = read_scores(str(corpus.getWork(path)))
         score = next(s for s in scores if item is None or s.meta.collection_item == item)
@@ -119,11 +119,3 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"vocabulary: {summary['vocab_size']} tokens (hash {summary['vocab_hash'][:12]}); "
         f"{summary['total_tokens']} tokens written to {summary['out_dir']}/tokens.jsonl with a MIDI file per piece"
     )
-
-
-def _maybe_track(items: Iterable[Any], progress: bool) -> Iterable[Any]:
-    if not progress:
-        return items
-    from rich.progress import track
-
-    return track(list(items), description="tokenizing", transient=True)

@@ -1,0 +1,55 @@
+"""What the `gnm` command groups share: the --params option and the progress bar."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
+
+import click
+
+T = TypeVar("T")
+
+PARAMS_OPTION = click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Parameter file (default: the built-in defaults, equal to the shipped params.yaml).",
+)
+
+
+@contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr (when it is a terminal) and the callback that advances it."""
+    if not sys.stderr.isatty() or total == 0:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def tracked(items: Sequence[T], label: str) -> Iterable[T]:
+    """Iterate over `items` with a progress bar."""
+    with progress(len(items), label) as advance:
+        for item in items:
+            yield item
+            advance(1)
