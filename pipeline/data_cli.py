@@ -108,27 +108,63 @@ def select_corpora(corpora_dir: Path, names: Sequence[str]) -> list[CorpusDecl]:
     return load_declarations(corpora_dir, names or None)
 
 
-@data.command()
-@CORPORA_OPTION
-@click.option("--corpus", "names", multiple=True, help="Only this corpus (repeatable).")
-@DATA_ROOT_OPTION
-@out_option("data/ingest")
-@click.option(
+CORPUS_NAMES_OPTION = click.option(
+    "--corpus", "names", multiple=True, help="Only this corpus (repeatable)."
+)
+CACHE_OPTION = click.option(
     "--cache",
     "cache_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".cache/gnm"),
     show_default=True,
+    help="Per-file parse cache (content hash + reader version).",
 )
-@click.option("--no-cache", is_flag=True, help="Parse every file again.")
-@click.option(
+SCHEDULER_OPTION = click.option(
     "--scheduler",
     default=None,
     help="Dask scheduler address (tcp://host:port), or 'inline'; default $DASK_SCHEDULER_ADDRESS, else a local cluster.",
 )
-@click.option(
+WORKERS_OPTION = click.option(
     "--workers", type=int, default=None, help="Local cluster worker processes (default: cores)."
 )
+
+
+def _ingest_declared(
+    corpora_dir: Path,
+    names: Sequence[str],
+    data_root: str | None,
+    params: Params,
+    cache_dir: Path | None,
+    scheduler: str | None,
+    workers: int | None,
+    label: str,
+) -> tuple[list[Any], ingest_stage.IngestResult]:
+    """Run the ingest stage over the declared corpora (all, or `names`) with a progress bar."""
+    root = _data_root(data_root, params)
+    decls = select_corpora(corpora_dir, names)
+    files = [f for d in decls for f in d.files(root)]
+    with progress(len(files), label) as advance:
+        result = ingest_stage.run(
+            files,
+            {d.name: d for d in decls},
+            params.ingest,
+            cache_dir,
+            scheduler=scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"),
+            workers=workers,
+            on_done=advance,
+        )
+    return files, result
+
+
+@data.command()
+@CORPORA_OPTION
+@CORPUS_NAMES_OPTION
+@DATA_ROOT_OPTION
+@out_option("data/ingest")
+@CACHE_OPTION
+@click.option("--no-cache", is_flag=True, help="Parse every file again.")
+@SCHEDULER_OPTION
+@WORKERS_OPTION
 @PARAMS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(
@@ -154,20 +190,17 @@ def ingest(
       gnm data ingest --scheduler tcp://127.0.0.1:8786
     """
     params = load_params(params_path)
-    root = _data_root(data_root, params)
-    decls = select_corpora(corpora_dir, names)
-    files = [f for d in decls for f in d.files(root)]
     started = time.perf_counter()
-    with progress(len(files), "ingest") as advance:
-        result = ingest_stage.run(
-            files,
-            {d.name: d for d in decls},
-            params.ingest,
-            None if no_cache else cache_dir,
-            scheduler=scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"),
-            workers=workers,
-            on_done=advance,
-        )
+    files, result = _ingest_declared(
+        corpora_dir,
+        names,
+        data_root,
+        params,
+        None if no_cache else cache_dir,
+        scheduler,
+        workers,
+        "ingest",
+    )
     ingest_stage.write_outputs(result, out_dir)
     seconds = time.perf_counter() - started
     ledger = merge([result.decisions])
@@ -382,7 +415,7 @@ def add_corpus(
 
 @data.command("grid-report")
 @CORPORA_OPTION
-@click.option("--corpus", "names", multiple=True, help="Only this corpus (repeatable).")
+@CORPUS_NAMES_OPTION
 @click.option(
     "--resolutions",
     default="12,24,48",
@@ -390,21 +423,9 @@ def add_corpus(
     help="Ticks per quarter, comma-separated.",
 )
 @DATA_ROOT_OPTION
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".cache/gnm"),
-    show_default=True,
-)
-@click.option(
-    "--scheduler",
-    default=None,
-    help="Dask scheduler address, or 'inline' (default: a local cluster).",
-)
-@click.option(
-    "--workers", type=int, default=None, help="Local cluster worker processes (default: cores)."
-)
+@CACHE_OPTION
+@SCHEDULER_OPTION
+@WORKERS_OPTION
 @PARAMS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def grid_report(
@@ -439,20 +460,10 @@ def grid_report(
             "give positive integers, e.g. 12,24,48", param_hint="--resolutions"
         )
     params = load_params(params_path)
-    root = _data_root(data_root, params)
-    decls = select_corpora(corpora_dir, names)
-    files = [f for d in decls for f in d.files(root)]
     started = time.perf_counter()
-    with progress(len(files), "reading") as advance:
-        result = ingest_stage.run(
-            files,
-            {d.name: d for d in decls},
-            params.ingest,
-            cache_dir,
-            scheduler=scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"),
-            workers=workers,
-            on_done=advance,
-        )
+    files, result = _ingest_declared(
+        corpora_dir, names, data_root, params, cache_dir, scheduler, workers, "reading"
+    )
     tallies = measure(result.scores, grids)
     seconds = time.perf_counter() - started
     report = {
