@@ -12,10 +12,16 @@ from typing import Any
 import click
 
 from pipeline.cli_common import PARAMS_OPTION, progress
-from pipeline.corpora import CorpusDecl, load_declarations, resolve_data_root, validate_folder
+from pipeline.corpora import (
+    CorpusDecl,
+    SourceFile,
+    load_declarations,
+    resolve_data_root,
+    validate_folder,
+)
 from pipeline.errors import GnmError
 from pipeline.ledger import merge, read_decisions, write_ledger
-from pipeline.params import Params, load_params
+from pipeline.params import Params, Profile, load_params
 from pipeline.stages import ingest as ingest_stage
 
 CORPORA_OPTION = click.option(
@@ -108,6 +114,29 @@ def select_corpora(corpora_dir: Path, names: Sequence[str]) -> list[CorpusDecl]:
     return load_declarations(corpora_dir, names or None)
 
 
+def profile_files(
+    corpora_dir: Path, names: Sequence[str], profile: Profile | None, root: Path | None
+) -> tuple[list[CorpusDecl], list[SourceFile]]:
+    """The declarations and files to read: `--corpus` names win, else the profile's selection."""
+    if names or profile is None or profile.everything:
+        decls = select_corpora(corpora_dir, names)
+        return decls, [f for d in decls for f in d.files(root)]
+    decls = select_corpora(corpora_dir, list(profile.corpora))
+    files = []
+    for decl in decls:
+        cap = profile.corpora[decl.name]
+        files.extend(decl.files(root)[:cap])  # files() is sorted: the first `cap` are stable
+    return decls, files
+
+
+PROFILE_OPTION = click.option(
+    "--profile",
+    "profile_name",
+    default=None,
+    help="Read the corpora of this params.yaml profile (default, quick, full); --corpus wins.",
+)
+
+
 CORPUS_NAMES_OPTION = click.option(
     "--corpus", "names", multiple=True, help="Only this corpus (repeatable)."
 )
@@ -138,11 +167,11 @@ def _ingest_declared(
     scheduler: str | None,
     workers: int | None,
     label: str,
+    profile: Profile | None = None,
 ) -> tuple[list[Any], ingest_stage.IngestResult]:
-    """Run the ingest stage over the declared corpora (all, or `names`) with a progress bar."""
+    """Run the ingest stage over the declared corpora (a profile's, `names`, or all) with a progress bar."""
     root = _data_root(data_root, params)
-    decls = select_corpora(corpora_dir, names)
-    files = [f for d in decls for f in d.files(root)]
+    decls, files = profile_files(corpora_dir, names, profile, root)
     with progress(len(files), label) as advance:
         result = ingest_stage.run(
             files,
@@ -159,6 +188,7 @@ def _ingest_declared(
 @data.command()
 @CORPORA_OPTION
 @CORPUS_NAMES_OPTION
+@PROFILE_OPTION
 @DATA_ROOT_OPTION
 @out_option("data/ingest")
 @CACHE_OPTION
@@ -170,6 +200,7 @@ def _ingest_declared(
 def ingest(
     corpora_dir: Path,
     names: tuple[str, ...],
+    profile_name: str | None,
     data_root: str | None,
     out_dir: Path,
     cache_dir: Path,
@@ -187,6 +218,7 @@ def ingest(
     \b
     Example:
       gnm data ingest --corpus m21-bach --corpus m21-mozart --out data/ingest
+      gnm data ingest --profile quick --out data/quick/ingest
       gnm data ingest --scheduler tcp://127.0.0.1:8786
     """
     params = load_params(params_path)
@@ -200,6 +232,7 @@ def ingest(
         scheduler,
         workers,
         "ingest",
+        params.profile(profile_name) if profile_name else None,
     )
     ingest_stage.write_outputs(result, out_dir)
     seconds = time.perf_counter() - started
@@ -485,7 +518,7 @@ def grid_report(
     click.echo(f"share of note onsets off each grid; {len(files)} files in {seconds:.1f} s")
 
 
-STAGE_ORDER = ("ingest", "dedupe", "verify")
+STAGE_ORDER = ("ingest", "dedupe", "verify", "meter", "quantize", "tokenize")
 
 
 @data.command()
@@ -552,3 +585,13 @@ def ledger(stages_dir: Path, reports_dir: Path, status_filter: str | None, as_js
         )
     for reason, count in info["quarantine_reasons"].items():
         click.echo(f"  quarantined:{reason}: {count}")
+
+
+def _register_stage_commands() -> None:
+    from pipeline import inspect_cli, stage_cli
+
+    for command in (*stage_cli.COMMANDS, *inspect_cli.COMMANDS):
+        data.add_command(command)
+
+
+_register_stage_commands()

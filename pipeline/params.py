@@ -6,6 +6,7 @@ A missing section means the dataclass defaults, which equal the shipped params.y
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,71 @@ from pipeline.stages.dedupe import DedupeConfig
 from pipeline.stages.ingest import IngestConfig
 from pipeline.stages.meter import MeterConfig
 from pipeline.stages.quantize import QuantizeConfig
+from pipeline.stages.shard import ShardConfig
 from pipeline.stages.verify import VerifyConfig
 from pipeline.tokenizer.vocab import VocabConfig
 
 
 class ParamsError(GnmError):
     """params.yaml is unreadable or a section is invalid."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named selection of corpora to build: all declared, or named ones with optional file caps.
+
+    `corpora` maps a declaration name to the number of its files to take (the first ones in
+    sorted order) or None for all of them; `everything` means every declaration in the folder.
+    """
+
+    name: str
+    corpora: Mapping[str, int | None] = field(default_factory=dict)
+    everything: bool = False
+
+    @classmethod
+    def from_params(cls, name: str, data: Mapping[str, Any]) -> Profile:
+        """Parse `profiles.<name>` (corpora: all | [names] | {name: max files or null})."""
+        unknown = set(data) - {"corpora", "description"}
+        if unknown:
+            raise ValueError(f"unknown profile keys: {', '.join(sorted(unknown))}")
+        corpora = data.get("corpora")
+        if corpora == "all":
+            return cls(name, {}, True)
+        if isinstance(corpora, list) and all(isinstance(c, str) for c in corpora):
+            return cls(name, {c: None for c in corpora})
+        if isinstance(corpora, dict) and all(
+            v is None or (isinstance(v, int) and v > 0) for v in corpora.values()
+        ):
+            return cls(name, dict(corpora))
+        raise ValueError(
+            "corpora must be `all`, a list of declaration names, or a mapping of names to a "
+            "positive file count (or null)"
+        )
+
+
+DEFAULT_PROFILES: Mapping[str, Profile] = {
+    "default": Profile(
+        "default",
+        {
+            name: None
+            for name in (
+                "m21-bach",
+                "m21-beethoven",
+                "m21-mozart",
+                "m21-chopin",
+                "m21-classical",
+                "m21-palestrina",
+                "m21-trecento",
+                "m21-folk",
+            )
+        },
+    ),
+    "quick": Profile(
+        "quick",
+        {"m21-bach": 150, "m21-beethoven": 3, "m21-mozart": 3, "m21-chopin": None, "m21-folk": 1},
+    ),
+    "full": Profile("full", {}, True),
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +95,16 @@ class Params:
     meter: MeterConfig = field(default_factory=MeterConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+    profiles: Mapping[str, Profile] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
+
+    def profile(self, name: str) -> Profile:
+        """The named profile; ParamsError listing the known ones otherwise."""
+        if name not in self.profiles:
+            raise ParamsError(
+                f"unknown profile {name!r} (params.yaml profiles: {', '.join(self.profiles)})"
+            )
+        return self.profiles[name]
 
     def __post_init__(self) -> None:
         if self.quantize.resolution != self.vocab.resolution:
@@ -63,6 +133,8 @@ def load_params(path: str | Path | None) -> Params:
         ("meter", MeterConfig.from_params),
         ("quantize", lambda d: QuantizeConfig(**d)),
         ("vocab", VocabConfig.from_params),
+        ("shard", lambda d: ShardConfig(**d)),
+        ("profiles", _profiles),
     ):
         section = data.get(name)
         if section is None:
@@ -77,3 +149,15 @@ def load_params(path: str | Path | None) -> Params:
         return Params(**built)
     except ParamsError as exc:
         raise ParamsError(f"{path}: {exc}") from None
+
+
+def _profiles(data: Mapping[str, Any]) -> dict[str, Profile]:
+    out = {}
+    for name, body in data.items():
+        if not isinstance(body, dict):
+            raise ValueError(f"profile {name!r} must be a mapping")
+        try:
+            out[name] = Profile.from_params(name, body)
+        except ValueError as exc:
+            raise ValueError(f"profile {name!r}: {exc}") from None
+    return out

@@ -24,12 +24,15 @@ A meter with no rule raises `MeterError` naming it (`meter:<n/d>`): nothing is f
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
+import pyarrow as pa
+
 from pipeline.errors import MeterError
+from pipeline.ledger import Decision, quarantined
 from pipeline.score import Bar, Meter, Note, Score
 
 SUPPORTED_METERS: tuple[str, ...] = ("2/4", "3/4", "4/4", "3/8", "6/8")
@@ -320,3 +323,48 @@ def _shift_at(shifts: Sequence[tuple[Fraction, Fraction]], onset: Fraction) -> F
         else:
             hi = mid
     return shifts[lo - 1][1] if lo else Fraction(0)
+
+
+# -- the DVC stage ---------------------------------------------------------------------------
+STAGE = "meter"
+
+# Columns the stage adds to the pieces rows it passes on.
+COLUMNS = [
+    pa.field("source_meters", pa.list_(pa.string())),  # meter of each bar as written
+    pa.field("octave_folded", pa.int32()),  # notes moved into range by verify's `fold` policy
+]
+
+
+def run(
+    items: Iterable[tuple[dict[str, Any], Score]],
+    cfg: MeterConfig,
+    fold_range: tuple[int, int] | None = None,
+) -> Iterator[tuple[dict[str, Any], Score] | Decision]:
+    """Normalise each accepted score; a meter without a rule yields a quarantine decision.
+
+    `fold_range` applies verify's `pitch_policy: fold` here, the first stage that rewrites
+    scores (verify only judges them).
+    """
+    from pipeline.stages.verify import fold_pitches
+
+    for row, score in items:
+        folded = 0
+        if fold_range is not None:
+            score, folded = fold_pitches(score, *fold_range)
+        try:
+            normalised = normalize_meters(score, cfg)
+        except MeterError as exc:
+            yield Decision(
+                row["id"],
+                row["corpus"],
+                row["rel_path"],
+                row["item"],
+                STAGE,
+                quarantined(exc.reason),
+                str(exc),
+            )
+            continue
+        yield (
+            {**row, "source_meters": [str(b.meter) for b in score.bars], "octave_folded": folded},
+            normalised,
+        )

@@ -15,8 +15,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
+
+import pyarrow as pa
 
 from pipeline.score import Note, Score
 
@@ -156,3 +160,33 @@ def quantize(score: Score, cfg: QuantizeConfig | None = None) -> tuple[Score, Qu
         report["onsets_clamped_to_last_bar"] = counts["onsets_clamped_to_last_bar"]
     quantized = dataclasses.replace(score, notes=tuple(notes)).with_counts(report)
     return quantized.validate(), stats
+
+
+# -- the DVC stage ---------------------------------------------------------------------------
+STAGE = "quantize"
+
+# Columns the stage adds to the pieces rows it passes on (errors in grid ticks).
+COLUMNS = [
+    pa.field("notes_moved", pa.int32()),
+    pa.field("onsets_moved", pa.int32()),
+    pa.field("durations_moved", pa.int32()),
+    pa.field("onset_error_mean_ticks", pa.float32()),
+    pa.field("onset_error_max_ticks", pa.float32()),
+    pa.field("duration_error_mean_ticks", pa.float32()),
+    pa.field("duration_error_max_ticks", pa.float32()),
+    pa.field("moved_tuplet", pa.int32()),
+    pa.field("moved_finer_value", pa.int32()),
+    pa.field("grace_dropped", pa.int32()),  # dropped by the reader; reported with the grid loss
+]
+
+
+def run(
+    items: Iterable[tuple[dict[str, Any], Score]], cfg: QuantizeConfig
+) -> Iterator[tuple[dict[str, Any], Score]]:
+    """Quantise each score; its row gains the per-piece error columns."""
+    for row, score in items:
+        quantized, stats = quantize(score, cfg)
+        report = stats.as_report()
+        extra = {f.name: report.get(f.name) for f in COLUMNS}
+        extra["grace_dropped"] = int(score.report.get("grace_dropped", 0))
+        yield {**row, **extra}, quantized

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import pyarrow as pa
+
+from pipeline.errors import TokenizeError
+from pipeline.ledger import Decision, quarantined
 from pipeline.score import Score
+from pipeline.stages.meter import COLUMNS as METER_COLUMNS
 from pipeline.stages.meter import MeterConfig, normalize_meters
+from pipeline.stages.quantize import COLUMNS as QUANTIZE_COLUMNS
 from pipeline.stages.quantize import QuantizeConfig, QuantizeStats, quantize
 from pipeline.tokenizer import Tokenizer
 
@@ -59,3 +66,71 @@ def run(
     """Tokenize many scores lazily, in order."""
     for score in scores:
         yield tokenize_score(score, tokenizer, composer, meter_cfg)
+
+
+# -- the DVC stage ---------------------------------------------------------------------------
+STAGE = "tokenize"
+
+# Metadata columns carried from the earlier stages' rows into tokens.parquet (and the shards).
+CARRIED = [
+    pa.field("id", pa.string()),  # the piece id: <corpus>/<relative path>[#X:<n>]
+    pa.field("corpus", pa.string()),
+    pa.field("genre", pa.string()),
+    pa.field("composer", pa.string()),  # the label (may be outside the vocabulary)
+    pa.field("title", pa.string()),
+    pa.field("notes", pa.uint32()),
+    *METER_COLUMNS,
+    *QUANTIZE_COLUMNS,
+]
+TOKEN_COLUMNS = [
+    pa.field("composer_token", pa.string()),  # Composer_<name> or Composer_None
+    pa.field("tempo_bin", pa.uint8()),  # index into vocab tempo_bins
+    pa.field("bars", pa.uint32()),
+    pa.field("token_count", pa.uint32()),
+    pa.field("tokens", pa.list_(pa.uint16())),
+    pa.field("bar_offsets", pa.list_(pa.uint32())),  # index of each Bar token in `tokens`
+    pa.field("meters", pa.list_(pa.string())),  # meter of each bar after normalisation
+    pa.field("durations_clipped", pa.uint32()),
+    pa.field("unison_merged", pa.uint32()),
+]
+TOKENS_SCHEMA = pa.schema([*CARRIED, *TOKEN_COLUMNS])
+
+
+def run_stage(
+    items: Iterable[tuple[dict[str, Any], Score]], tokenizer: Tokenizer
+) -> Iterator[dict[str, Any] | Decision]:
+    """Encode each prepared score into a tokens row; an encoding failure yields a quarantine."""
+    vocab = tokenizer.vocab
+    bar_id = vocab.index["Bar"]
+    known = set(vocab.config.composers)
+    if max(len(vocab), 1) > 2**16:
+        raise TokenizeError(f"a vocabulary of {len(vocab)} tokens does not fit uint16 shards")
+    for row, score in items:
+        composer = row.get("composer") if row.get("composer") in known else None
+        try:
+            encoding = tokenizer.encode_with_report(score, composer)
+        except TokenizeError as exc:
+            yield Decision(
+                row["id"],
+                row["corpus"],
+                row["rel_path"],
+                row["item"],
+                STAGE,
+                quarantined("tokenize"),
+                str(exc),
+            )
+            continue
+        ids = encoding.ids
+        out = {f.name: row.get(f.name) for f in CARRIED}
+        out.update(
+            composer_token=vocab.tokens[ids[0]],
+            tempo_bin=ids[1] - vocab.tempo_base,
+            bars=len(score.bars),
+            token_count=len(ids),
+            tokens=ids,
+            bar_offsets=[i for i, t in enumerate(ids) if t == bar_id],
+            meters=[str(b.meter) for b in score.bars],
+            durations_clipped=encoding.report.get("durations_clipped", 0),
+            unison_merged=encoding.report.get("unison_merged", 0),
+        )
+        yield out

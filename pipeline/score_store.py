@@ -1,0 +1,169 @@
+"""A folder of canonical scores on disk, streamed in both directions with bounded memory.
+
+Layout (written by ingest, meter and quantize): `pieces.parquet` holds one row per score (the
+stage's metadata columns plus `score_json`, the score without its notes) sorted by id, and
+`notes.parquet` one row per note in the same piece order (see `score_io.NOTES_SCHEMA`).
+`iter_scores` walks both files in lockstep, batch by batch, so a stage never holds more than a
+batch of scores; `ScoreWriter` appends batches to temporary files and renames them into place
+only when the whole folder is written, so a killed stage leaves no half file under a final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import GnmError
+from pipeline.score import Note, Score
+from pipeline.score_io import NOTES_SCHEMA, notes_table, score_from_dict, score_to_dict
+
+PIECES_FILE = "pieces.parquet"
+NOTES_FILE = "notes.parquet"
+BATCH_PIECES = 256  # scores per Parquet row group: bounds memory in both directions
+
+
+class ScoreWriter:
+    """Write (row, score) pairs, in id order, into `out_dir` with the given pieces schema."""
+
+    def __init__(self, out_dir: Path, schema: pa.Schema) -> None:
+        if "score_json" not in schema.names or "id" not in schema.names:
+            raise ValueError("a pieces schema needs `id` and `score_json` columns")
+        self.out_dir = out_dir
+        self.schema = schema
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._tmp = {
+            name: out_dir / f".{name}.tmp-{os.getpid()}" for name in (PIECES_FILE, NOTES_FILE)
+        }
+        self._pieces = pq.ParquetWriter(self._tmp[PIECES_FILE], schema, compression="zstd")
+        self._notes = pq.ParquetWriter(self._tmp[NOTES_FILE], NOTES_SCHEMA, compression="zstd")
+        self._rows: list[dict[str, Any]] = []
+        self._scores: list[Score] = []
+        self._last_id: str | None = None
+        self.count = 0
+
+    def write(self, row: Mapping[str, Any], score: Score) -> None:
+        """Append one score; ids must arrive in increasing order (readers rely on it)."""
+        if self._last_id is not None and score.meta.id <= self._last_id:
+            raise ValueError(
+                f"scores must be written in id order: {score.meta.id} after {self._last_id}"
+            )
+        self._last_id = score.meta.id
+        body = score_to_dict(score)
+        body["notes"] = []  # notes live in notes.parquet
+        self._rows.append(
+            {**row, "id": score.meta.id, "score_json": json.dumps(body, sort_keys=True)}
+        )
+        self._scores.append(score)
+        self.count += 1
+        if len(self._rows) >= BATCH_PIECES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        self._pieces.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+        self._notes.write_table(notes_table(self._scores))
+        self._rows, self._scores = [], []
+
+    def close(self) -> None:
+        """Finish both files and rename them into place."""
+        self._flush()
+        self._pieces.close()
+        self._notes.close()
+        for name, tmp in self._tmp.items():
+            tmp.replace(self.out_dir / name)
+
+    def abort(self) -> None:
+        """Drop the temporary files (the previous output, if any, stays as it was)."""
+        for writer in (self._pieces, self._notes):
+            # Closing a broken writer may fail too; that must not hide the original error.
+            with contextlib.suppress(Exception):
+                writer.close()
+        for tmp in self._tmp.values():
+            tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ScoreWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def count_scores(folder: Path) -> int:
+    """How many scores a folder holds (from the Parquet footer, without reading rows)."""
+    return int(pq.ParquetFile(_require(folder, PIECES_FILE)).metadata.num_rows)
+
+
+def _require(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.is_file():
+        raise GnmError(f"{path}: missing (run the stage that writes {folder} first)")
+    return path
+
+
+def iter_scores(
+    folder: Path, batch_size: int = BATCH_PIECES
+) -> Iterator[tuple[dict[str, Any], Score]]:
+    """Every (row without `score_json`, score) of a folder, in id order, a batch at a time."""
+    pieces = pq.ParquetFile(_require(folder, PIECES_FILE))
+    notes = _iter_note_rows(pq.ParquetFile(_require(folder, NOTES_FILE)))
+    pending: tuple[str, Note] | None = next(notes, None)
+    for batch in pieces.iter_batches(batch_size=batch_size):
+        for row in batch.to_pylist():
+            body = json.loads(row.pop("score_json"))
+            body["notes"] = []
+            score = score_from_dict(body)
+            sid = score.meta.id
+            own: list[Note] = []
+            while pending is not None and pending[0] == sid:
+                own.append(pending[1])
+                pending = next(notes, None)
+            if pending is not None and pending[0] < sid:
+                raise GnmError(f"{folder / NOTES_FILE}: notes of {pending[0]} are out of order")
+            yield row, score.replace(notes=own).validate()
+    if pending is not None:
+        raise GnmError(f"{folder / NOTES_FILE}: notes of {pending[0]} have no piece row")
+
+
+def _iter_note_rows(notes: pq.ParquetFile) -> Iterator[tuple[str, Note]]:
+    cache: dict[tuple[int, int], Fraction] = {}
+
+    def q(num: int, den: int) -> Fraction:
+        value = cache.get((num, den))
+        if value is None:
+            value = cache[(num, den)] = Fraction(num, den)
+        return value
+
+    for batch in notes.iter_batches(batch_size=65536):
+        cols = batch.to_pydict()
+        for piece, on, od, pitch, dn, dd, vel, part in zip(
+            cols["piece"],
+            cols["onset_num"],
+            cols["onset_den"],
+            cols["pitch"],
+            cols["dur_num"],
+            cols["dur_den"],
+            cols["velocity"],
+            cols["part"],
+            strict=True,
+        ):
+            yield piece, Note(q(on, od), pitch, q(dn, dd), vel, part)
+        if len(cache) > 100_000:
+            cache.clear()

@@ -1,0 +1,241 @@
+"""The shard stage: tokens.parquet + dedupe groups -> Parquet token shards with stable splits.
+
+Split: each piece's split comes from a hash of its dedupe group id (salted, the first 8 bytes of
+sha256 read as a fraction of 2**64, compared with the cumulative split fractions), so every member
+of a group would land in the same split and a piece keeps its split when other corpora are added.
+Only one member of a group reaches the shards anyway (the others are ledgered as duplicates).
+
+Shards: rows sorted by (split, id), cut into files `<split>-<nnnnn>.parquet` of at least
+`target_tokens` tokens (the last of a split may be smaller), zstd, `SHARD_SCHEMA`. Each file is
+written to a temporary name and renamed; `index.json` (schemas/shard_index.schema.json) is
+written last and lists every shard with its rows, tokens and sha256: it is the commit point, and
+files the index does not list are removed. Same inputs, same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.errors import GnmError
+from pipeline.ledger import write_text_atomic
+from pipeline.stages.tokenize import TOKENS_SCHEMA
+from pipeline.tokenizer.vocab import Vocab
+
+FORMAT = "gnm-shards/1"
+INDEX_FILE = "index.json"
+VOCAB_FILE = "vocab.json"
+ROW_GROUP_ROWS = 512  # rows per Parquet row group: a reader's unit of streaming
+INDEX_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "shard_index.schema.json"
+
+
+def _shard_schema() -> pa.Schema:
+    fields = list(TOKENS_SCHEMA)
+    at = TOKENS_SCHEMA.get_field_index("composer") + 1
+    fields[at:at] = [
+        pa.field("split", pa.string()),  # train | valid | test
+        pa.field("group", pa.string()),  # dedupe group id (its canonical member)
+    ]
+    return pa.schema(fields)
+
+
+SHARD_SCHEMA = _shard_schema()
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    """Parameters of the shard stage (params.yaml section `shard`)."""
+
+    target_tokens: int = 2_000_000
+    splits: Mapping[str, float] = field(
+        default_factory=lambda: {"train": 0.9, "valid": 0.05, "test": 0.05}
+    )
+    salt: str = "gnm-split-v1"
+
+    def __post_init__(self) -> None:
+        if self.target_tokens < 1:
+            raise ValueError(f"target_tokens must be positive, not {self.target_tokens}")
+        if set(self.splits) != {"train", "valid", "test"}:
+            raise ValueError(f"splits must name train, valid and test, not {sorted(self.splits)}")
+        if any(v < 0 for v in self.splits.values()) or abs(sum(self.splits.values()) - 1) > 1e-9:
+            raise ValueError(f"split fractions must be >= 0 and add up to 1: {dict(self.splits)}")
+        object.__setattr__(self, "splits", dict(self.splits))
+
+
+SPLIT_ORDER = ("train", "valid", "test")
+
+
+def split_of(group: str, cfg: ShardConfig) -> str:
+    """The split of a dedupe group: a salted hash of its id against the cumulative fractions."""
+    digest = hashlib.sha256(f"{cfg.salt}:{group}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64
+    edge = 0.0
+    for name in SPLIT_ORDER:
+        edge += cfg.splits[name]
+        if point < edge:
+            return name
+    return SPLIT_ORDER[-1]  # rounding at the very top of [0, 1)
+
+
+def _batches_of_split(
+    tokens_path: Path, groups: Mapping[str, str], cfg: ShardConfig, split: str
+) -> Iterator[pa.Table]:
+    """The rows of `tokens_path` in `split`, with split and group columns, in id order."""
+    source = pq.ParquetFile(tokens_path)
+    for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS):
+        table = pa.Table.from_batches([batch])
+        ids = table.column("id").to_pylist()
+        group_ids = [groups.get(i, i) for i in ids]
+        splits = [split_of(g, cfg) for g in group_ids]
+        at = table.schema.get_field_index("composer") + 1
+        table = table.add_column(at, SHARD_SCHEMA.field("split"), pa.array(splits, pa.string()))
+        table = table.add_column(
+            at + 1, SHARD_SCHEMA.field("group"), pa.array(group_ids, pa.string())
+        )
+        table = table.filter(pc.equal(table.column("split"), split))
+        if table.num_rows:
+            yield table.cast(SHARD_SCHEMA)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_shard(table: pa.Table, path: Path) -> dict[str, Any]:
+    table = table.combine_chunks()  # the bytes must not depend on how the rows were batched
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    tmp.replace(path)
+    return {
+        "file": path.name,
+        "split": table.column("split")[0].as_py(),
+        "rows": table.num_rows,
+        "tokens": int(pc.sum(table.column("token_count")).as_py() or 0),
+        "sha256": _sha256(path),
+    }
+
+
+def run(
+    tokens_path: Path,
+    groups: Mapping[str, str],
+    cfg: ShardConfig,
+    vocab: Vocab,
+    out_dir: Path,
+    on_rows: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Write the shards, vocab.json and index.json into `out_dir`; return the index."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".*.tmp"):
+        stale.unlink()  # left by a killed run
+    shards: list[dict[str, Any]] = []
+    for split in SPLIT_ORDER:
+        pending: list[pa.Table] = []
+        pending_tokens = 0
+        for table in _batches_of_split(tokens_path, groups, cfg, split):
+            for row in range(table.num_rows):
+                pending.append(table.slice(row, 1))
+                pending_tokens += table.column("token_count")[row].as_py()
+                if pending_tokens >= cfg.target_tokens:
+                    name = f"{split}-{sum(s['split'] == split for s in shards):05d}.parquet"
+                    shards.append(_write_shard(pa.concat_tables(pending), out_dir / name))
+                    pending, pending_tokens = [], 0
+            if on_rows:
+                on_rows(table.num_rows)
+        if pending:
+            name = f"{split}-{sum(s['split'] == split for s in shards):05d}.parquet"
+            shards.append(_write_shard(pa.concat_tables(pending), out_dir / name))
+    vocab.save(out_dir / VOCAB_FILE)
+    index = {
+        "format": FORMAT,
+        "vocab_file": VOCAB_FILE,
+        "vocab_hash": vocab.hash,
+        "resolution": vocab.resolution,
+        "split_fractions": dict(cfg.splits),
+        "split_salt": cfg.salt,
+        "target_tokens": cfg.target_tokens,
+        "columns": [{"name": f.name, "type": str(f.type)} for f in SHARD_SCHEMA],
+        "splits": {
+            split: {
+                "shards": sum(s["split"] == split for s in shards),
+                "rows": sum(s["rows"] for s in shards if s["split"] == split),
+                "tokens": sum(s["tokens"] for s in shards if s["split"] == split),
+            }
+            for split in SPLIT_ORDER
+        },
+        "shards": shards,
+    }
+    validate_index(index, str(out_dir / INDEX_FILE))
+    write_text_atomic(out_dir / INDEX_FILE, json.dumps(index, indent=1) + "\n")
+    listed = {s["file"] for s in shards}
+    for path in out_dir.glob("*.parquet"):
+        if path.name not in listed:
+            path.unlink()  # a shard of an earlier, larger build
+    return index
+
+
+@cache
+def _index_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(INDEX_SCHEMA_PATH.read_text())
+    return schema
+
+
+def validate_index(index: Mapping[str, Any], source: str) -> None:
+    """GnmError naming the first problem when `index` does not follow the shard index schema."""
+    try:
+        jsonschema.validate(index, _index_schema())
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "<top>"
+        raise GnmError(f"{source}: invalid shard index at {where}: {exc.message}") from None
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """A validated shard folder: its index, its vocabulary and the paths of its files."""
+
+    folder: Path
+    index: Mapping[str, Any]
+    vocab: Vocab
+
+    def files(self, split: str | None = None) -> list[Path]:
+        """Shard paths of one split (or all), in index order."""
+        return [
+            self.folder / s["file"]
+            for s in self.index["shards"]
+            if split is None or s["split"] == split
+        ]
+
+
+def open_shards(folder: Path, verify_hashes: bool = False) -> ShardSet:
+    """Read and check a shard folder (index schema, vocabulary hash; optionally file hashes)."""
+    path = folder / INDEX_FILE
+    if not path.is_file():
+        raise GnmError(f"{path}: missing (build the shards first: gnm data build)")
+    try:
+        index = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise GnmError(f"{path}: not JSON: {exc}") from None
+    validate_index(index, str(path))
+    vocab = Vocab.load(folder / index["vocab_file"])
+    if vocab.hash != index["vocab_hash"]:
+        raise GnmError(f"{path}: vocab.json hash {vocab.hash} differs from the index's")
+    for shard in index["shards"]:
+        file = folder / shard["file"]
+        if not file.is_file():
+            raise GnmError(f"{file}: listed in {path} but missing")
+        if verify_hashes and _sha256(file) != shard["sha256"]:
+            raise GnmError(f"{file}: sha256 differs from {path} (a changed or partial shard)")
+    return ShardSet(folder, index, vocab)
