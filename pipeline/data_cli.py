@@ -589,8 +589,9 @@ def ledger(stages_dir: Path, reports_dir: Path, status_filter: str | None, as_js
 
 def _register_stage_commands() -> None:
     from pipeline import inspect_cli, stage_cli
+    from pipeline.build import build_command
 
-    for command in (*stage_cli.COMMANDS, *inspect_cli.COMMANDS):
+    for command in (*stage_cli.COMMANDS, *inspect_cli.COMMANDS, build_command):
         data.add_command(command)
 
 

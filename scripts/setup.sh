@@ -12,4 +12,4 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/pip install --quiet torch==2.13.0
 fi
-.venv/bin/pip install --quiet -e '.[train,dev]'
+.venv/bin/pip install --quiet -e '.[train,dev,dvc]'
