@@ -80,9 +80,9 @@ def build(
         raise GnmError(f"{path}: no pipeline for profile {profile!r} (see params.yaml profiles)")
     env = _environment()
     if use_dvc and dvc_available():
-        command = ["dvc", "repro", str(path.relative_to(root))] + (["--force"] if force else [])
-        echo(f"build {profile}: {' '.join(command)}")
-        done = subprocess.run(command, cwd=root, env=env, check=False)
+        argv = ["dvc", "repro", str(path.relative_to(root))] + (["--force"] if force else [])
+        echo(f"build {profile}: {' '.join(argv)}")
+        done = subprocess.run(argv, cwd=root, env=env, check=False)
         if done.returncode:
             raise GnmError(f"dvc repro failed for profile {profile!r} (exit {done.returncode})")
         return []
