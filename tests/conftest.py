@@ -67,3 +67,32 @@ def data_root() -> Path:
     if not root.is_dir():
         pytest.skip(f"shared data not found at {root} (set GNM_DATA_ROOT)")
     return root
+
+
+TINY_PROFILE = "{m21-bach: 10, m21-beethoven: 1, m21-mozart: 1, m21-chopin: null}"
+
+
+def make_build_root(root: Path, profile: str = TINY_PROFILE) -> Path:
+    """A repository-shaped folder (dvc.yaml, params.yaml, corpora/) whose `default` profile is tiny."""
+    import shutil
+
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copytree(REPO / "corpora", root / "corpora")
+    params = (REPO / "params.yaml").read_text()
+    marker = "  default:\n"
+    start = params.index(marker, params.index("profiles:"))
+    end = params.index("  quick:\n", start)
+    params = params[:start] + f"  default:\n    corpora: {profile}\n" + params[end:]
+    (root / "params.yaml").write_text(params)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A built tiny default profile (stages run directly): the root holding data/ and reports/."""
+    from pipeline.build import build
+
+    root = make_build_root(tmp_path_factory.mktemp("build"))
+    build(root, "default", use_dvc=False, echo=lambda line: None)
+    return root

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.readers import read_scores
+from pipeline.stages.shard import open_shards
+from pipeline.stages.stats import _bar_lengths, compute, token_type
+
+
+def test_token_type_is_the_prefix() -> None:
+    assert [token_type(t) for t in ("Pitch_60", "Bar", "TS_6/8", "Composer_None")] == [
+        "Pitch", "Bar", "TS", "Composer",
+    ]  # fmt: skip
+
+
+def test_statistics_add_up(tiny_build: Path) -> None:
+    shards = open_shards(tiny_build / "data/default/shards")
+    stats = compute(shards)
+    totals = stats["totals"]
+    assert sum(stats["token_types"].values()) == totals["tokens"]
+    assert sum(stats["token_counts"].values()) == totals["tokens"]
+    assert stats["token_types"]["Bar"] == totals["bars"] == sum(stats["meters"]["after"].values())
+    for by in ("corpus", "genre", "composer", "split"):
+        for key in ("pieces", "bars", "tokens", "notes", "notes_moved"):
+            assert sum(r[key] for r in stats["by"][by]) == totals[key], (by, key)
+    # Every token is in exactly one bar, except the 3-token prefix and EOS of each piece.
+    lengths = 0
+    for path in shards.files():
+        table = pq.read_table(path)
+        counts = table.column("token_count").to_numpy().astype("int64")
+        lengths += int(_bar_lengths(table.column("bar_offsets").combine_chunks(), counts).sum())
+    assert lengths + 4 * totals["pieces"] == totals["tokens"]
+    assert stats["tokens_per_bar"]["count"] == totals["bars"]
+
+
+def test_stats_command_tables_and_json(tiny_build: Path) -> None:
+    runner = CliRunner()
+    shards = str(tiny_build / "data/default/shards")
+    for by in ("corpus", "composer", "genre", "meter", "split"):
+        result = runner.invoke(main, ["data", "stats", "--shards", shards, "--by", by])
+        assert result.exit_code == 0, result.output
+    assert (
+        "Bach"
+        in runner.invoke(main, ["data", "stats", "--shards", shards, "--by", "composer"]).output
+    )
+    data = json.loads(runner.invoke(main, ["data", "stats", "--shards", shards, "--json"]).output)
+    assert data["format"] == "gnm-stats/1" and data["resolution"] == 12
+    missing = runner.invoke(main, ["data", "stats", "--shards", str(tiny_build / "nope")])
+    assert missing.exit_code == 1 and "index.json: missing" in missing.output
+
+
+def test_inspect_shows_a_piece_and_writes_what_the_model_sees(
+    tiny_build: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    shards = str(tiny_build / "data/default/shards")
+    piece = "m21-chopin/chopin/mazurka06-2.krn"
+    result = runner.invoke(
+        main,
+        [
+            "data",
+            "inspect",
+            piece,
+            "--shards",
+            shards,
+            "--bars",
+            "2",
+            "-o",
+            str(tmp_path / "m.mid"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "composer_token: Composer_Chopin" in result.output
+        and "ledger ingest: accepted" in result.output
+    )
+    assert "bar 2: Bar TS_3/4" in result.output and "bar 3:" not in result.output
+    data = json.loads(
+        runner.invoke(
+            main, ["data", "inspect", piece, "--shards", shards, "--json", "--bars", "0"]
+        ).output
+    )
+    assert data["prefix"] == ["Composer_Chopin", data["prefix"][1], "BOS"]
+    written = read_scores(tmp_path / "m.mid")[0]
+    assert len(written.bars) == len(data["bars"]) == data["meta"]["bars"]
+    assert len(written.notes) <= data["meta"]["notes"]  # unisons across parts merge
+    unknown = runner.invoke(main, ["data", "inspect", "mazurka", "--shards", shards])
+    assert (
+        unknown.exit_code == 1
+        and "did you mean: m21-chopin/chopin/mazurka06-2.krn" in unknown.output
+    )
