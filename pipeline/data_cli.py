@@ -367,7 +367,11 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
     type=click.Choice(["classical", "folk", "pop", "popular-song", "other"]),
     required=True,
 )
-@click.option("--composer", default=None, help="Composer of every file (one word, e.g. Haydn).")
+@click.option(
+    "--composer",
+    default=None,
+    help="Composer of every file (one word, e.g. Haydn); appended to vocab.composers in params.yaml.",
+)
 @click.option("--licence", default="unspecified", show_default=True)
 @click.option("--redistributable", is_flag=True, help="The licence allows redistribution.")
 @click.option(
@@ -378,6 +382,12 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
 @DATA_ROOT_OPTION
 @PARAMS_OPTION
 @click.option("--force", is_flag=True, help="Overwrite an existing declaration.")
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    help="Also add the corpus to this params.yaml profile (repeatable), e.g. default.",
+)
 def add_corpus(
     name: str,
     folder: Path,
@@ -391,12 +401,14 @@ def add_corpus(
     data_root: str | None,
     params_path: str | None,
     force: bool,
+    profiles: tuple[str, ...],
 ) -> None:
     """Write a validated declaration for a folder of scores under the data root.
 
     \b
     Example:
-      gnm data add-corpus haydn-quartets --path ../shared/data/haydn --genre classical --composer Haydn
+      gnm data add-corpus haydn-quartets --path ../shared/data/haydn --genre classical \\
+          --composer Haydn --profile default --params params.yaml
     """
     import yaml
 
@@ -444,6 +456,25 @@ def add_corpus(
     target.write_text(yaml.safe_dump(declaration, sort_keys=False, allow_unicode=True))
     decl = load_declaration(target)
     click.echo(f"wrote {target}: {len(decl.files(root))} files ({', '.join(formats)})")
+    if composer:
+        from pipeline.params import append_composer
+
+        params_file = Path(params_path) if params_path else Path("params.yaml")
+        if not params_file.is_file():
+            click.echo(
+                f"note: no {params_file}: add {composer} to vocab.composers yourself for a "
+                "Composer token",
+                err=True,
+            )
+        elif append_composer(params_file, composer):
+            click.echo(f"appended {composer} to vocab.composers in {params_file}: new token Composer_{composer}")
+    if profiles:
+        from pipeline.params import add_to_profile
+
+        params_file = Path(params_path) if params_path else Path("params.yaml")
+        for profile in profiles:
+            if add_to_profile(params_file, profile, name):
+                click.echo(f"added {name} to profile {profile} in {params_file}")
 
 
 @data.command("grid-report")

@@ -6,6 +6,8 @@ A missing section means the dataclass defaults, which equal the shipped params.y
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,3 +163,50 @@ def _profiles(data: Mapping[str, Any]) -> dict[str, Profile]:
         except ValueError as exc:
             raise ValueError(f"profile {name!r}: {exc}") from None
     return out
+
+
+def append_composer(path: Path, name: str) -> bool:
+    """Append `name` to `vocab.composers` in the params file at `path`; False if already there.
+
+    Edits the one line in place (comments and layout stay) and re-reads the file to check it.
+    Appending keeps every existing token id: only the new Composer token gets a new id.
+    """
+    params = load_params(path)
+    if name in params.vocab.composers:
+        return False
+    text = path.read_text()
+    vocab_at = re.search(r"(?m)^vocab:\s*$", text)
+    line = re.compile(r"(?m)^(  composers:\s*\[)([^\]]*)(\])")
+    match = line.search(text, vocab_at.end()) if vocab_at else None
+    if match is None:
+        raise ParamsError(f"{path}: no `composers: [...]` line under `vocab:` to append {name} to")
+    inner = match.group(2).strip()
+    new_inner = f"{inner}, {json.dumps(name)}" if inner else json.dumps(name)
+    path.write_text(text[: match.start(2)] + new_inner + text[match.end(2) :])
+    if name not in load_params(path).vocab.composers:
+        raise ParamsError(f"{path}: appending {name} to vocab.composers did not take effect")
+    return True
+
+
+def add_to_profile(path: Path, profile: str, corpus: str) -> bool:
+    """Add `corpus` to `profiles.<profile>.corpora` in the params file; False if already there.
+
+    Works on the one `corpora:` line of the profile (a list gets the name, a mapping gets
+    `name: null`, i.e. all files); a profile of `all` needs nothing.
+    """
+    chosen = load_params(path).profile(profile)
+    if chosen.everything or corpus in chosen.corpora:
+        return False
+    text = path.read_text()
+    head = re.search(rf"(?m)^profiles:\s*$[\s\S]*?^  {re.escape(profile)}:\s*$", text)
+    line = re.compile(r"(?m)^(    corpora:\s*)([\[{])([^\]}]*)([\]}])")
+    match = line.search(text, head.end()) if head else None
+    if match is None:
+        raise ParamsError(f"{path}: no one-line `corpora:` list or mapping in profile {profile!r}")
+    entry = corpus if match.group(2) == "[" else f"{corpus}: null"
+    inner = match.group(3).strip()
+    new_inner = f"{inner}, {entry}" if inner else entry
+    path.write_text(text[: match.start(3)] + new_inner + text[match.end(3) :])
+    if corpus not in load_params(path).profile(profile).corpora:
+        raise ParamsError(f"{path}: adding {corpus} to profile {profile!r} did not take effect")
+    return True
