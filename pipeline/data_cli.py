@@ -467,7 +467,9 @@ def add_corpus(
                 err=True,
             )
         elif append_composer(params_file, composer):
-            click.echo(f"appended {composer} to vocab.composers in {params_file}: new token Composer_{composer}")
+            click.echo(
+                f"appended {composer} to vocab.composers in {params_file}: new token Composer_{composer}"
+            )
     if profiles:
         from pipeline.params import add_to_profile
 
