@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -166,49 +167,25 @@ def quantize(meter_dir: Path, out_dir: Path, params_path: str | None, as_json: b
 @click.command("tokenize")
 @_dir_option("quantize", "data/quantize", "The quantize stage's output folder.")
 @_dir_option("out", "data/tokenize", "Output folder of this stage.")
-@click.option(
-    "--corpora",
-    "corpora_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("corpora"),
-    show_default=True,
-    help="Corpus declarations (to name declared composers that have no Composer token).",
-)
 @PARAMS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def tokenize(
-    quantize_dir: Path, out_dir: Path, corpora_dir: Path, params_path: str | None, as_json: bool
-) -> None:
+def tokenize(quantize_dir: Path, out_dir: Path, params_path: str | None, as_json: bool) -> None:
     """Encode every quantised score in Extended REMI: tokens.parquet, vocab.json, decisions.
 
     \b
     Example:
       gnm data tokenize --quantize data/quantize --out data/tokenize
     """
-    from pipeline.corpora import load_declarations
     from pipeline.tokenizer import Tokenizer
     from pipeline.tokenizer.vocab import Vocab
 
     params = load_params(params_path)
     vocab = Vocab(params.vocab)
-    untokened = sorted(
-        {
-            d.composer
-            for d in load_declarations(corpora_dir)
-            if d.composer and d.composer not in vocab.config.composers
-        }
-    )
-    if untokened and not as_json:
-        # A label without a token is legitimate (pre-training data); say so, never silently.
-        click.echo(
-            f"note: declared composers without a Composer token (encoded as Composer_None, "
-            f"label kept in the `composer` column): {', '.join(untokened)}",
-            err=True,
-        )
     tokenizer = Tokenizer(vocab)
     decisions: list[Decision] = []
     rows: list[dict[str, Any]] = []
     tokens = 0
+    untokened: Counter[str] = Counter()  # composer labels without a Composer token
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".tokens.parquet.tmp"
     total = count_scores(quantize_dir)
@@ -223,6 +200,8 @@ def tokenize(
                 continue
             rows.append(result)
             tokens += result["token_count"]
+            if result["composer"] and result["composer_token"] == "Composer_None":
+                untokened[result["composer"]] += 1
             if len(rows) >= 256:
                 writer.write_table(pa.Table.from_pylist(rows, schema=tokenize_stage.TOKENS_SCHEMA))
                 rows = []
@@ -231,6 +210,14 @@ def tokenize(
     tmp.replace(out_dir / "tokens.parquet")
     vocab.save(out_dir / "vocab.json")
     write_decisions(decisions, out_dir / "decisions.parquet")
+    if untokened and not as_json:
+        # A label without a token is legitimate (pre-training data); say so, never silently.
+        click.echo(
+            "note: composers without a Composer token (encoded as Composer_None, label kept in "
+            "the `composer` column; add them to vocab.composers for a token): "
+            + ", ".join(f"{name} ({n})" for name, n in untokened.most_common()),
+            err=True,
+        )
     n = total - len(decisions)
     info = {"pieces": n, "tokens": tokens, "quarantined": len(decisions), "vocab_hash": vocab.hash}
     _echo(
