@@ -98,3 +98,30 @@ def test_quantising_twice_equals_once(raw: list[tuple[F, int, F]], resolution: i
         (n.onset * resolution).denominator == 1 and n.duration >= F(1, resolution)
         for n in once.notes
     )
+
+
+@pytest.mark.parametrize("name", ["mozart/k458/movement3.mxl", "beethoven/opus59no1/movement3.mxl"])
+def test_32nd_note_passages_survive_at_24_and_move_at_12(name: str) -> None:
+    from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
+
+    s = normalize_meters(read_one(m21_path(name)))
+    # 32nd notes: a 32nd-note duration, or an onset on the 32nd grid but off the 16th grid with
+    # a duration on the 32nd grid (Beethoven's 64th-note turns need 48 per quarter).
+    thirty_seconds = {
+        (n.onset, n.pitch, n.duration)
+        for n in s.notes
+        if (n.duration * 8).denominator == 1
+        and (n.duration == F(1, 8) or (n.onset * 4).denominator == 2)
+        and (n.onset * 8).denominator == 1
+    }
+    assert len(thirty_seconds) > 50
+
+    def keys(score: object) -> set[tuple[F, int, F]]:
+        return {(n.onset, n.pitch, n.duration) for n in score.notes}  # type: ignore[attr-defined]
+
+    q12, _ = quantize(s, QuantizeConfig(12))
+    q24, _ = quantize(s, QuantizeConfig(24))
+    assert thirty_seconds <= keys(q24)  # every one kept exactly
+    assert len(thirty_seconds - keys(q12)) == len(thirty_seconds)  # every one moved
+    tokenizer24 = Tokenizer(Vocab(VocabConfig(resolution=24)))
+    assert thirty_seconds <= keys(tokenizer24.decode(tokenizer24.encode(q24)))
