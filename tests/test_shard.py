@@ -162,3 +162,13 @@ def test_a_shard_stage_killed_at_random_points_then_rerun_matches_a_clean_build(
     assert any(0 < n < len(expected) - 2 for n in visible_at_kill), visible_at_kill
     subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(tokens), str(out), target], check=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == expected
+
+
+def test_shards_refuse_a_vocabulary_of_another_resolution(tmp_path: Path) -> None:
+    run(write_tokens(tmp_path / "t.parquet", token_rows("alpha", 5)), {}, ShardConfig(), VOCAB, tmp_path / "s")  # fmt: skip
+    shards = open_shards(tmp_path / "s")
+    shards.require_vocab(VOCAB, "checkpoint run1")
+    with pytest.raises(GnmError, match="shards at 12 ticks per quarter, checkpoint run1 at 24"):
+        shards.require_vocab(Vocab(VocabConfig(resolution=24)), "checkpoint run1")
+    with pytest.raises(GnmError, match="different tokens"):
+        shards.require_vocab(Vocab(VocabConfig(composers=("Bach", "Haydn"))), "checkpoint run1")

@@ -210,6 +210,21 @@ class ShardSet:
     index: Mapping[str, Any]
     vocab: Vocab
 
+    def require_vocab(self, vocab: Vocab, user: str) -> None:
+        """GnmError unless these shards use `vocab` (a checkpoint's, say: `user` names it)."""
+        if vocab.hash == self.vocab.hash:
+            return
+        if vocab.resolution != self.vocab.resolution:
+            raise GnmError(
+                f"{self.folder}: shards at {self.vocab.resolution} ticks per quarter, {user} at "
+                f"{vocab.resolution}: rebuild the shards with vocab.resolution: {vocab.resolution} "
+                f"(and quantize.resolution) in params.yaml, or train at {self.vocab.resolution}"
+            )
+        raise GnmError(
+            f"{self.folder}: shards use vocabulary {self.vocab.hash[:12]}, {user} uses "
+            f"{vocab.hash[:12]} (different tokens: rebuild the shards or use a matching {user})"
+        )
+
     def files(self, split: str | None = None) -> list[Path]:
         """Shard paths of one split (or all), in index order."""
         return [
