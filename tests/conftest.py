@@ -96,3 +96,22 @@ def tiny_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_build_root(tmp_path_factory.mktemp("build"))
     build(root, "default", use_dvc=False, echo=lambda line: None)
     return root
+
+
+def quick_profile() -> str:
+    """The shipped quick profile's corpora, as a YAML flow mapping."""
+    import json
+
+    from pipeline.params import load_params
+
+    return json.dumps(dict(load_params(REPO / "params.yaml").profile("quick").corpora))
+
+
+@pytest.fixture(scope="session")
+def quick_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shards of the quick profile (built once per session, stages run directly)."""
+    from pipeline.build import build
+
+    root = make_build_root(tmp_path_factory.mktemp("quick"), quick_profile())
+    build(root, "default", use_dvc=False, echo=lambda line: None)
+    return root / "data/default/shards"

@@ -1,0 +1,262 @@
+"""`gnm model info`, `gnm train pretrain|finetune`, `gnm generate`; the `gnm` entry point.
+
+The entry point lives here because the data side never imports the model side (DESIGN.md):
+this module adds the model commands to `pipeline.cli.main`. torch is imported inside the
+commands, so the data commands work without it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.cli import main
+
+PRESET_OPTION = click.option(
+    "--preset", type=click.Choice(["tiny", "small", "paper"]), default="tiny", show_default=True
+)
+
+
+@click.group()
+def model() -> None:
+    """Inspect model presets."""
+
+
+@model.command()
+@PRESET_OPTION
+@click.option(
+    "--vocab", "vocab_path", type=click.Path(exists=True, dir_okay=False), default=None,
+    help="Vocabulary JSON (default: the default vocabulary).",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(preset: str, vocab_path: str | None, as_json: bool) -> None:
+    """Parameter counts of a preset: backbone, adapters, embeddings, total.
+
+    \b
+    Example:
+      gnm model info --preset paper
+    """
+    from gnm_model.config import preset as get_preset
+    from gnm_model.transformer import GnMTransformer
+    from pipeline.tokenizer.vocab import Vocab, VocabConfig
+
+    vocab = Vocab.load(vocab_path) if vocab_path else Vocab(VocabConfig())
+    cfg = get_preset(preset).for_vocab(vocab)
+    counts = GnMTransformer(cfg).parameter_groups()
+    if as_json:
+        click.echo(
+            json.dumps({"preset": preset, "config": cfg.to_json(), "parameters": counts}, indent=1)
+        )
+        return
+    click.echo(
+        f"{preset}: {cfg.n_layers} layers, d_model {cfg.d_model}, {cfg.n_heads} heads, d_ff {cfg.d_ff}, "
+        f"context {cfg.context}, adapters on layers {', '.join(map(str, cfg.adapter_layers))}"
+    )
+    for name, n in counts.items():
+        click.echo(f"  {name:<11} {n:>12,}  ({n / 1e6:.2f}M)")
+
+
+main.add_command(model)
+
+
+@click.group()
+def train() -> None:
+    """Pre-train on every genre, then fine-tune on composers."""
+
+
+def _train_options(func: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--steps", type=int, default=1000, show_default=True),
+            click.option("--batch-size", type=int, default=8, show_default=True),
+            click.option("--lr", type=float, default=3e-4, show_default=True),
+            click.option("--warmup", type=int, default=50, show_default=True),
+            click.option("--accumulation", type=int, default=1, show_default=True, help="Micro-batches per step."),
+            click.option("--eval-every", type=int, default=100, show_default=True),
+            click.option("--checkpoint-every", type=int, default=100, show_default=True),
+            click.option("--max-minutes", type=float, default=0.0, help="Stop (with a checkpoint) after this long."),
+            click.option("--seed", type=int, default=0, show_default=True),
+            click.option("--transpose", type=int, default=5, show_default=True, help="± semitones of augmentation (0: off)."),
+            click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes."),
+            click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model."),
+            click.option("--device", default=None, help="cpu or cuda (default: cuda when available)."),
+            click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint."),
+            click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder."),
+            click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+        ]
+    ):  # fmt: skip
+        func = option(func)
+    return func
+
+
+def _train_config(kw: dict[str, Any]) -> Any:
+    from gnm_model.train import TrainConfig
+
+    return TrainConfig(
+        steps=kw["steps"], batch_size=kw["batch_size"], lr=kw["lr"], warmup=kw["warmup"],
+        accumulation=kw["accumulation"], eval_every=kw["eval_every"],
+        checkpoint_every=kw["checkpoint_every"], max_seconds=60 * kw["max_minutes"],
+        seed=kw["seed"], transpose=kw["transpose"], workers=kw["workers"], compile=kw["use_compile"],
+    )  # fmt: skip
+
+
+def _report(summary: dict[str, Any], out_dir: Path, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    first, last = summary.get("initial_valid_loss"), summary.get("final_valid_loss")
+    change = f"valid loss {first:.4f} -> {last:.4f}; " if first and last else ""
+    click.echo(
+        f"trained {summary['steps']} steps in {summary['seconds']} s ({summary['tokens_per_s']:,} tokens/s); "
+        f"{change}run in {out_dir}"
+    )
+
+
+@train.command()
+@click.option("--shards", "shards_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/default/shards"), show_default=True)  # fmt: skip
+@PRESET_OPTION
+@_train_options
+def pretrain(shards_dir: Path, preset: str, **kw: Any) -> None:
+    """Pre-train on every piece of the train split, with Composer_None.
+
+    \b
+    Example:
+      gnm train pretrain --shards data/default/shards --preset small --max-minutes 10 --out runs/pre
+    """
+    from gnm_model.config import preset as get_preset
+    from gnm_model.train import train as run_training
+    from pipeline.stages.shard import open_shards
+
+    shards = open_shards(shards_dir)
+    summary = run_training(kw["out_dir"], get_preset(preset), shards, _train_config(kw), "pretrain",
+                           resume=kw["resume"], device=kw["device"])  # fmt: skip
+    _report(summary, kw["out_dir"], kw["as_json"])
+
+
+@train.command()
+@click.option("--from", "from_run", type=click.Path(file_okay=False, path_type=Path), required=True, help="Pre-training run folder.")  # fmt: skip
+@click.option("--shards", "shards_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/default/shards"), show_default=True)  # fmt: skip
+@click.option(
+    "--composers",
+    default="Bach,Beethoven,Mozart,Chopin",
+    show_default=True,
+    help="Comma-separated.",
+)
+@click.option(
+    "--mode", type=click.Choice(["adapters", "full"]), default="adapters", show_default=True
+)
+@_train_options
+def finetune(from_run: Path, shards_dir: Path, composers: str, mode: str, **kw: Any) -> None:
+    """Fine-tune a pre-trained run on composers: adapters only (backbone frozen) or everything.
+
+    \b
+    Example:
+      gnm train finetune --from runs/pre --composers Bach,Mozart --mode adapters --out runs/ft
+    """
+    from gnm_model import checkpoint as ckpt
+    from gnm_model.train import train as run_training
+    from pipeline.stages.shard import open_shards
+
+    shards = open_shards(shards_dir)
+    run_vocab = ckpt.run_vocab(from_run)
+    shards.require_vocab(run_vocab, f"run {from_run}")
+    init = ckpt.load(ckpt.latest(from_run), run_vocab)
+    names = [c.strip() for c in composers.split(",") if c.strip()]
+    summary = run_training(kw["out_dir"], init.config, shards, _train_config(kw), mode, names, init=init,  # type: ignore[arg-type]
+                           resume=kw["resume"], device=kw["device"])  # fmt: skip
+    _report(summary, kw["out_dir"], kw["as_json"])
+
+
+main.add_command(train)
+
+
+def load_run_model(run: Path, device: str | None = None) -> tuple[Any, Any]:
+    """The model of a run's latest checkpoint and the run's vocabulary."""
+    import torch
+
+    from gnm_model import checkpoint as ckpt
+    from gnm_model.transformer import GnMTransformer
+
+    vocab = ckpt.run_vocab(run)
+    loaded = ckpt.load(ckpt.latest(run), vocab)
+    net = GnMTransformer(loaded.config.for_vocab(vocab))
+    net.load_state_dict(dict(loaded.weights))
+    return net.to(torch.device(device or "cpu")).eval(), vocab
+
+
+@click.command()
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--composer", default=None, help="Composer to condition on (default: None).")
+@click.option("--bars", type=int, default=16, show_default=True)
+@click.option("--n", "count", type=int, default=1, show_default=True, help="Samples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--temperature", type=float, default=1.0, show_default=True)
+@click.option("--top-k", type=int, default=0, show_default=True)
+@click.option("--top-p", type=float, default=1.0, show_default=True)
+@click.option("--prompt", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="A score file to continue.")  # fmt: skip
+@click.option("--device", default=None)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the list of written files as JSON.")
+def generate(
+    run_dir: Path, composer: str | None, bars: int, count: int, seed: int, temperature: float,
+    top_k: int, top_p: float, prompt: Path | None, device: str | None, out_dir: Path, as_json: bool,
+) -> None:  # fmt: skip
+    """Sample pieces: tokens (JSON), MIDI and MusicXML per sample; every sample decodes.
+
+    \b
+    Example:
+      gnm generate --run runs/ft --composer Mozart --bars 16 --n 4 --seed 1 --out samples/
+    """
+    import torch
+
+    from gnm_model.generate import SampleConfig, Sampler
+    from pipeline.cli_common import tracked
+    from pipeline.tokenizer import Tokenizer
+    from pipeline.writers import write_score
+
+    net, vocab = load_run_model(run_dir, device)
+    sampler = Sampler(net, vocab)
+    sampler.composer_row(composer)  # unknown composer: fail before any work
+    try:
+        cfg = SampleConfig(bars=bars, temperature=temperature, top_k=top_k, top_p=top_p)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    prompt_ids = None
+    if prompt is not None:
+        from pipeline.readers import read_scores
+        from pipeline.stages.tokenize import tokenize_score
+
+        prompt_ids = tokenize_score(read_scores(prompt)[0], Tokenizer(vocab), composer).ids[
+            :-1
+        ]  # drop EOS
+    tokenizer = Tokenizer(vocab)
+    generator = torch.Generator().manual_seed(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i in tracked(range(count), "sampling"):
+        ids = sampler.sample(composer, cfg, generator, prompt_ids)
+        score = tokenizer.decode_full(ids, strict=True, score_id=f"sample-{i:03d}").score
+        stem = out_dir / f"{composer or 'None'}-{seed}-{i:03d}"
+        body = {"composer": composer, "seed": seed, "index": i, "bars": len(score.bars), "notes": len(score.notes),
+                "ids": ids, "tokens": tokenizer.to_strings(ids), "vocab_hash": vocab.hash,
+                "sampling": {"temperature": temperature, "top_k": top_k, "top_p": top_p}}  # fmt: skip
+        stem.with_suffix(".json").write_text(json.dumps(body) + "\n")
+        write_score(score, stem.with_suffix(".mid"))
+        write_score(score, stem.with_suffix(".musicxml"))
+        written.append({"json": str(stem.with_suffix(".json")), "midi": str(stem.with_suffix(".mid")),
+                        "musicxml": str(stem.with_suffix(".musicxml")), "bars": len(score.bars), "notes": len(score.notes)})  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(written, indent=1))
+        return
+    for w in written:
+        click.echo(f"wrote {w['midi']} (+ .json, .musicxml): {w['bars']} bars, {w['notes']} notes")
+
+
+main.add_command(generate)
+
+
+if __name__ == "__main__":  # `python -m gnm_model.cli ...` (torchrun uses it)
+    main()

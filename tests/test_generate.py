@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from gnm_model import checkpoint as ckpt
+from gnm_model.cli import main
+from gnm_model.config import preset
+from gnm_model.generate import SampleConfig, Sampler
+from gnm_model.transformer import GnMTransformer
+from pipeline.errors import GnmError
+from pipeline.readers import read_scores
+from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
+
+VOCAB = Vocab(VocabConfig())
+
+
+@pytest.fixture(scope="module")
+def untrained() -> Sampler:
+    torch.manual_seed(0)
+    return Sampler(GnMTransformer(preset("tiny").for_vocab(VOCAB)), VOCAB)
+
+
+def test_100_samples_of_an_untrained_model_all_decode(untrained: Sampler) -> None:
+    tokenizer = Tokenizer(VOCAB)
+    generator = torch.Generator().manual_seed(0)
+    cfg = SampleConfig(bars=2, max_tokens=160)
+    composers = [None, "Bach", "Beethoven", "Mozart", "Chopin"]
+    for i in range(100):
+        ids = untrained.sample(composers[i % 5], cfg, generator)
+        assert tokenizer.grammar.validate(ids) == []
+        score = tokenizer.decode_full(ids, strict=True).score
+        assert len(score.bars) == 2 and ids[-1] == VOCAB.index["EOS"]
+        assert ids[0] == VOCAB.composer_id(composers[i % 5])
+
+
+def test_sampling_with_a_seed_is_reproducible_and_longer_than_the_context(
+    untrained: Sampler,
+) -> None:
+    cfg = SampleConfig(bars=1000, max_tokens=700, top_k=20, top_p=0.9, temperature=0.8)
+    one = untrained.sample("Bach", cfg, torch.Generator().manual_seed(7))
+    two = untrained.sample("Bach", cfg, torch.Generator().manual_seed(7))
+    assert one == two and len(one) > untrained.model.cfg.context
+    assert Tokenizer(VOCAB).grammar.validate(one) == []
+    nocache = untrained.sample(
+        "Bach", SampleConfig(bars=3, use_cache=False), torch.Generator().manual_seed(3)
+    )
+    assert Tokenizer(VOCAB).grammar.validate(nocache) == []
+
+
+def test_an_unknown_composer_is_refused(untrained: Sampler) -> None:
+    with pytest.raises(GnmError, match="unknown composer 'Liszt'"):
+        untrained.sample("Liszt", SampleConfig(), torch.Generator())
+
+
+def test_generate_writes_tokens_midi_and_musicxml(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    VOCAB.save(run / "vocab.json")
+    model = GnMTransformer(preset("tiny").for_vocab(VOCAB))
+    ckpt.save(run, 1, model, None, VOCAB, {"config": model.cfg.to_json()})
+    args = [
+        "generate",
+        "--run",
+        str(run),
+        "--composer",
+        "Mozart",
+        "--bars",
+        "3",
+        "--n",
+        "2",
+        "--seed",
+        "5",
+    ]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a"), "--json"])
+    assert result.exit_code == 0, result.output
+    written = json.loads(result.stdout)
+    assert len(written) == 2
+    for w in written:
+        body = json.loads(Path(w["json"]).read_text())
+        assert body["tokens"][0] == "Composer_Mozart" and body["bars"] == w["bars"] <= 3
+        assert len(read_scores(w["midi"])[0].bars) >= w["bars"]  # notes may ring past the last bar
+        assert Path(w["musicxml"]).stat().st_size > 0
+    again = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "b"), "--json"])
+    assert [Path(w["json"]).read_text() for w in json.loads(again.stdout)] == [
+        Path(w["json"]).read_text() for w in written
+    ]
+    missing = CliRunner().invoke(
+        main, ["generate", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "c")]
+    )
+    assert missing.exit_code == 1 and "vocab.json: missing" in missing.output
