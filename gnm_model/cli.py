@@ -258,5 +258,14 @@ def generate(
 main.add_command(generate)
 
 
+def _register_quickstart() -> None:
+    from gnm_model.quickstart import quickstart
+
+    main.add_command(quickstart)
+
+
+_register_quickstart()
+
+
 if __name__ == "__main__":  # `python -m gnm_model.cli ...` (torchrun uses it)
     main()
