@@ -9,7 +9,8 @@ save, and DataLoader workers can each make every W-th batch.
 A window starts at a random bar of a piece (chosen with probability proportional to its length,
 so every token is equally likely; or, for fine-tuning, a composer chosen uniformly first), takes
 as many tokens as fit, and gets the piece's prefix (`Composer`, `Tempo`, `BOS`) put back in front.
-Pre-training replaces the composer with `Composer_None`. Transposition shifts every pitch by k
+Pre-training replaces the composer with `Composer_None`. A window shorter than the context is
+packed with windows of further pieces (of the same composer when conditioned). Transposition shifts every pitch by k
 semitones, k uniform in [-transpose, transpose] among the shifts that keep the window's pitches
 inside [pitch_low, pitch_high].
 """
@@ -43,6 +44,7 @@ class DataConfig:
     pitch_low: int = 21
     pitch_high: int = 108
     balanced: bool = False  # composer-balanced sampling (fine-tuning)
+    pack: bool = True  # fill a short window with further windows (same composer), EOS-separated
     conditioned: bool = True  # keep the composer; False (pre-training): Composer_None
     rank: int = 0  # DDP rank: ranks draw different batches
 
@@ -126,16 +128,32 @@ class Windows:
         self.pad = vocab.index["PAD"]
         self.none = vocab.composer_base
 
-    def _choose_piece(self, rng: np.random.Generator) -> int:
-        if not self.cfg.balanced:
+    def _choose_piece(self, rng: np.random.Generator, row: int | None = None) -> int:
+        if row is not None:  # another piece of the same composer (packing)
+            group = self.by_composer[row]
+        elif not self.cfg.balanced:
             return int(rng.choice(self.weights.size, p=self.weights))
-        group = self.by_composer[int(rng.choice(list(self.by_composer)))]
+        else:
+            group = self.by_composer[int(rng.choice(list(self.by_composer)))]
         w = self.weights[group]
         return int(group[rng.choice(group.size, p=w / w.sum())])
 
-    def window(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    def packed(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """A window, followed (when it is short and packing is on) by windows of further pieces
+        of the same composer until context + 1 tokens: short pieces (folk tunes) waste no compute
+        on padding. Pieces stay separated by their EOS and the next piece's prefix."""
+        seq, row = self.window(rng)
+        parts = [seq]
+        length = seq.size
+        while self.cfg.pack and length < self.cfg.context + 1:
+            more, _ = self.window(rng, row if self.cfg.conditioned else None)
+            parts.append(more)
+            length += more.size
+        return np.concatenate(parts)[: self.cfg.context + 1], row
+
+    def window(self, rng: np.random.Generator, row_of: int | None = None) -> tuple[np.ndarray, int]:
         """One window of up to context + 1 tokens (input and shifted target) and its composer row."""
-        i = self._choose_piece(rng)
+        i = self._choose_piece(rng, row_of)
         piece = self.data.piece(i)
         bars = self.data.bar_starts[i]
         room = self.cfg.context + 1
@@ -171,7 +189,7 @@ class Windows:
         y = np.full((self.cfg.batch_size, t), IGNORE, dtype=np.int64)
         rows = np.zeros(self.cfg.batch_size, dtype=np.int64)
         for b in range(self.cfg.batch_size):
-            seq, rows[b] = self.window(rng)
+            seq, rows[b] = self.packed(rng)
             n = seq.size - 1
             x[b, :n] = seq[:-1]
             y[b, :n] = seq[1:]
