@@ -239,7 +239,9 @@ def train(
     if rank == 0 and start == 0:
         summary["initial_valid_loss"] = evaluate(model, valid, dev)
         _write_log(run, {"step": 0, "valid_loss": summary["initial_valid_loss"]})
-    say = echo or (lambda line: print(line, file=sys.stderr))
+    bar = _Progress(
+        cfg.steps, start, echo or (lambda line: print(line, file=sys.stderr)), rank == 0
+    )
     started = time.perf_counter()
     step = start
     tokens_seen = 0
@@ -273,13 +275,15 @@ def train(
             }
             if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
                 record["valid_loss"] = evaluate(model, valid, dev)
+            rate = round(tokens_seen / max(elapsed, 1e-9))
+            bar.update(step, f"loss {last_loss:.3f}  {rate:,} tok/s")
             if step % cfg.log_every == 0 or "valid_loss" in record:
-                record["tokens_per_s"] = round(tokens_seen / max(elapsed, 1e-9))
+                record["tokens_per_s"] = rate
                 _write_log(run, record)
-                say(
+                bar.line(
                     f"step {step}/{cfg.steps}  loss {last_loss:.4f}"
                     + (f"  valid {record['valid_loss']:.4f}" if "valid_loss" in record else "")
-                    + f"  {record['tokens_per_s']:,} tok/s"
+                    + f"  {rate:,} tok/s"
                 )
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
                 ckpt.save(run, step, model, optimizer, vocab, setup)
@@ -288,6 +292,7 @@ def train(
         if out_of_time:
             summary["stopped_early"] = True
             break
+    bar.close()
     if world > 1:
         torch.distributed.barrier()
     summary.update(
@@ -295,6 +300,44 @@ def train(
         tokens_per_s=round(tokens_seen / max(time.perf_counter() - started, 1e-9)), last_loss=last_loss,
     )  # fmt: skip
     return summary
+
+
+class _Progress:
+    """A rich progress bar with loss and tokens/s on a terminal; log lines otherwise."""
+
+    def __init__(self, total: int, done: int, say: Callable[[str], None], enabled: bool) -> None:
+        self.say = say
+        self.live: Any = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.live = Progress(
+                TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+            )  # fmt: skip
+            self.live.start()
+            self.task = self.live.add_task("train", total=total, completed=done, status="")
+
+    def update(self, step: int, status: str) -> None:
+        if self.live is not None:
+            self.live.update(self.task, completed=step, status=status)
+
+    def line(self, text: str) -> None:
+        if self.live is not None:
+            self.live.console.print(text)
+        else:
+            self.say(text)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
 
 
 class _null:
