@@ -145,19 +145,28 @@ def test_a_shard_stage_killed_at_random_points_then_rerun_matches_a_clean_build(
     assert len(expected) > 100
     out = tmp_path / "killed"
     visible_at_kill = []
-    for trial, delay in enumerate([0.3, 0.8, 1.2, 1.6, 2.0, 2.5]):
+    # Kill once this trial has renamed this many shards into place (0: before the first one).
+    for trial, written in enumerate([0, 3, 20, 60, 150, 250]):
+        started = time.time_ns()
         proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tokens), str(out), target])
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline and proc.poll() is None:
+        done_now = 0
+        while proc.poll() is None and done_now < max(written, 1):
+            done_now = 0
             # Whatever is visible under a final name is a complete shard of the clean build.
             for path in list(out.glob("*.parquet")) if out.exists() else []:
-                data = path.read_bytes() if path.exists() else None
-                if data is not None:
-                    assert data == expected[path.name], (trial, path.name)
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
+                try:
+                    data, mtime = path.read_bytes(), path.stat().st_mtime_ns
+                except FileNotFoundError:
+                    continue  # replaced while we looked
+                assert data == expected[path.name], (trial, path.name)
+                done_now += mtime >= started
+            if written == 0 and out.exists() and any(out.glob(".*.tmp")):
+                break
+            time.sleep(0.005)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        visible_at_kill.append(len(list(out.glob("*.parquet"))) if out.exists() else 0)
+        visible_at_kill.append(done_now)
     # At least one kill landed in the middle of writing shards.
     assert any(0 < n < len(expected) - 2 for n in visible_at_kill), visible_at_kill
     subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(tokens), str(out), target], check=True)
