@@ -258,6 +258,33 @@ def generate(
 main.add_command(generate)
 
 
+@click.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/render"), show_default=True)  # fmt: skip
+@click.option("--soundfont", type=click.Path(dir_okay=False), default=None, help="A .sf2 file (default: an installed GM soundfont).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the written files as JSON.")
+def render(source: Path, out_dir: Path, soundfont: str | None, as_json: bool) -> None:
+    """Render one score file: WAV audio (fluidsynth) and the engraved first page (SVG, verovio).
+
+    \b
+    Example:
+      gnm render samples/Mozart-1-000.mid --out renders/
+    """
+    from gnm_model.render import find_soundfont
+    from gnm_model.render import render as render_file
+
+    done = render_file(source, out_dir, find_soundfont(soundfont))
+    info = {"midi": str(done.midi), "musicxml": str(done.musicxml), "wav": str(done.wav.path),
+            "seconds": round(done.wav.seconds, 2), "peak": round(done.wav.peak, 3), "svg": str(done.svg)}  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    click.echo(f"wrote {info['wav']} ({info['seconds']} s, peak {info['peak']}) and {info['svg']}")
+
+
+main.add_command(render)
+
+
 def _register_quickstart() -> None:
     from gnm_model.quickstart import quickstart
 

@@ -12,4 +12,8 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/pip install --quiet torch==2.13.0
 fi
-.venv/bin/pip install --quiet -e '.[train,dev,dvc]'
+.venv/bin/pip install --quiet -e '.[train,dev,dvc,eval]'
+if ! command -v fluidsynth >/dev/null 2>&1; then
+  echo "note: audio rendering (gnm render, gnm eval) needs fluidsynth and a GM soundfont:" >&2
+  echo "      apt-get install fluidsynth timgm6mb-soundfont" >&2
+fi
