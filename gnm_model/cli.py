@@ -285,6 +285,74 @@ def render(source: Path, out_dir: Path, soundfont: str | None, as_json: bool) ->
 main.add_command(render)
 
 
+@click.command("eval")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="The run that made the samples (its vocabulary).")  # fmt: skip
+@click.option(
+    "--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path), required=True
+)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Report folder.")  # fmt: skip
+@click.option("--shards", "shards_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/default/shards"), show_default=True)  # fmt: skip
+@click.option("--composers", default="Bach,Beethoven,Mozart,Chopin", show_default=True)
+@click.option(
+    "--max-reference", type=int, default=100, show_default=True, help="Real test pieces per group."
+)
+@click.option("--soundfont", type=click.Path(dir_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print report.json.")
+def evaluate(run_dir: Path, samples_dir: Path, out_dir: Path, shards_dir: Path, composers: str,
+             max_reference: int, soundfont: str | None, as_json: bool) -> None:  # fmt: skip
+    """Evaluate samples against real data: metrics, classifier, memorisation, audio and scores.
+
+    Writes REPORT/report.json and REPORT/report.html (open it in a browser).
+
+    \b
+    Example:
+      gnm eval --run runs/ft --samples samples/ --out reports/eval
+    """
+    from gnm_model import checkpoint as ckpt
+    from gnm_model.render import RenderError, find_soundfont
+    from gnm_model.report import evaluate_samples, load_samples
+    from pipeline.stages.shard import open_shards
+    from pipeline.tokenizer import Tokenizer
+
+    vocab = ckpt.run_vocab(run_dir)
+    shards = open_shards(shards_dir)
+    shards.require_vocab(vocab, f"run {run_dir}")
+    try:
+        font = find_soundfont(soundfont)
+    except RenderError as exc:
+        if soundfont is not None:
+            raise
+        click.echo(f"note: {exc}; the report will have no audio", err=True)
+        font = None
+    names = [c.strip() for c in composers.split(",") if c.strip()]
+    samples = load_samples(samples_dir, Tokenizer(vocab))
+    report = evaluate_samples(
+        shards,
+        samples,
+        out_dir,
+        names,
+        max_reference,
+        font,
+        log=lambda line: click.echo(line, err=True),
+    )
+    if as_json:
+        click.echo((out_dir / "report.json").read_text())
+        return
+    for message in report["messages"]:
+        click.echo(f"note: {message}")
+    left_out = [s for s in report["samples"] if s["error"]]
+    cv = report["classifier"].get("cross_validation")
+    if cv:
+        click.echo(
+            f"classifier: {100 * cv['accuracy']:.1f}% on {cv['pieces']} real pieces ({cv['folds']}-fold by group)"
+        )
+    click.echo(f"{len(report['samples']) - len(left_out)} samples evaluated, {len(left_out)} left out, "
+               f"{len(report['near_copies'])} near-copies; wrote {out_dir / 'report.html'}")  # fmt: skip
+
+
+main.add_command(evaluate)
+
+
 def _register_quickstart() -> None:
     from gnm_model.quickstart import quickstart
 
