@@ -1,0 +1,68 @@
+"""Hostile and corrupted inputs never crash, hang or escape: each parses or gets a specific reason."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipeline.executor import Limits, run_isolated
+from pipeline.readers.common import ItemFailure
+from pipeline.stages.ingest import ParseJob, parse_job
+from tests.conftest import m21_path
+from tests.hostile import HOSTILE, mutate
+
+LIMITS = Limits(timeout_s=30, memory_mb=1024)
+# One file per format family, small enough to parse in a fraction of a second; bench/fuzz.py runs more.
+SEEDS = ["bach/bwv66.6.mxl", "ciconia/quod_jactatur.xml", "bach/bwv277.krn"]
+
+
+def outcome_of(path: Path) -> str:
+    started = time.monotonic()
+    outcome = run_isolated(parse_job, ParseJob(str(path), False, None), LIMITS)
+    assert time.monotonic() - started < LIMITS.timeout_s + 10
+    if not outcome.ok:
+        return str(outcome.reason)
+    failures = [x.reason for x in outcome.value or [] if isinstance(x, ItemFailure)]
+    return "parsed" if not failures else f"items:{sorted(set(failures))[0]}"
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_file_is_parsed_or_refused_with_a_reason_and_writes_nothing(
+    name: str, tmp_path: Path
+) -> None:
+    inside = tmp_path / "in"
+    inside.mkdir()
+    path = HOSTILE[name](inside)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    cwd = os.getcwd()
+    os.chdir(inside)
+    try:
+        result = outcome_of(path)
+    finally:
+        os.chdir(cwd)
+    assert result != "crash"
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+    expected = {
+        "billion_laughs": {"malformed_xml"}, "external_entity": {"malformed_xml"},
+        "midi_absurd_track_length": {"bad_midi"}, "midi_tempo_zero": {"bad_midi"},
+        "midi_huge_ticks": {"memory_limit", "timeout"},
+    }  # fmt: skip
+    if name in expected:
+        assert result in expected[name], result
+    if name == "external_entity":  # the entity was never resolved into the score
+        assert "TOP-SECRET" not in (inside / "external_entity.musicxml").read_text().split("]>")[1]
+
+
+def test_mutated_real_files_never_crash(tmp_path: Path) -> None:
+    outcomes: Counter[str] = Counter()
+    for source in SEEDS:
+        original = m21_path(source).read_bytes()
+        for seed in range(8):
+            path = tmp_path / f"{seed}-{Path(source).name}"
+            path.write_bytes(mutate(original, seed))
+            outcomes[outcome_of(path)] += 1
+    assert sum(outcomes.values()) == 24 and "crash" not in outcomes, outcomes
