@@ -101,3 +101,54 @@ def test_builds_killed_at_random_points_then_rerun_match_a_clean_build(
         }
         assert clean.keys() == again.keys(), folder
         assert [k for k in clean if clean[k] != again[k]] == [], folder
+
+
+def _train(shards: Path, out: Path, resume: bool) -> subprocess.Popen[bytes]:
+    args = ["train", "pretrain", "--shards", str(shards), "--preset", "tiny", "--steps", "120",
+            "--batch-size", "4", "--eval-every", "10", "--checkpoint-every", "10", "--device", "cpu",
+            "--out", str(out)]  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "gnm_model.cli", *args, *(["--resume"] if resume else [])],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _losses(run: Path) -> dict[int, float]:
+    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+@pytest.mark.slow
+def test_training_killed_then_resumed_loses_nothing_and_never_leaves_a_corrupt_latest(
+    quick_shards: Path, tmp_path: Path
+) -> None:
+    from gnm_model import checkpoint as ckpt
+
+    clean = _train(quick_shards, tmp_path / "clean", resume=False)
+    assert clean.wait(timeout=600) == 0
+    run = tmp_path / "killed"
+    rng = random.Random(3)
+    steps_at_kill = []
+    for trial in range(4):
+        proc = _train(quick_shards, run, resume=trial > 0)
+        # Wait for this run's next checkpoint, then kill somewhere before the one after it.
+        target = 20 * (trial + 1)
+        while proc.poll() is None and not (
+            (run / "latest.json").is_file()
+            and json.loads((run / "latest.json").read_text())["step"] >= target
+        ):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if (run / "latest.json").is_file():
+            steps_at_kill.append(ckpt.load(ckpt.latest(run)).step)  # loads: hashes match
+    assert steps_at_kill and steps_at_kill == sorted(steps_at_kill)
+    assert steps_at_kill[-1] < 120, steps_at_kill  # every kill landed mid-run
+    final = _train(quick_shards, run, resume=True)
+    assert final.wait(timeout=600) == 0
+    assert _losses(run) == _losses(tmp_path / "clean")
+    assert ckpt.load(ckpt.latest(run)).step == 120
