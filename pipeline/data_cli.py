@@ -22,6 +22,7 @@ from pipeline.corpora import (
 from pipeline.errors import GnmError
 from pipeline.ledger import merge, read_decisions, write_ledger
 from pipeline.params import Params, Profile, load_params
+from pipeline.score_store import count_scores, iter_scores
 from pipeline.stages import ingest as ingest_stage
 
 CORPORA_OPTION = click.option(
@@ -61,11 +62,11 @@ def out_option(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     )
 
 
-def _read_ingest(ingest_dir: Path) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Pieces rows and scores of an ingest output folder, or a one-line error."""
+def _count_ingested(ingest_dir: Path) -> int:
+    """Scores in an ingest output folder, or a one-line error when it is missing."""
     if not (ingest_dir / "pieces.parquet").is_file():
         raise GnmError(f"{ingest_dir / 'pieces.parquet'}: missing (run `gnm data ingest` first)")
-    return ingest_stage.read_outputs(ingest_dir)
+    return count_scores(ingest_dir)
 
 
 @click.group()
@@ -282,14 +283,16 @@ def verify(
     from pipeline.stages import verify as verify_stage
 
     params = load_params(params_path)
-    pieces, scores = _read_ingest(ingest_dir)
+    total = _count_ingested(ingest_dir)
     known = known_composers(load_declarations(corpora_dir))
-    with progress(len(scores), "verify") as advance:
-        decisions = verify_stage.run(pieces, scores, params.verify, params.meter, known, advance)
+    with progress(total, "verify") as advance:
+        decisions = verify_stage.run_items(
+            iter_scores(ingest_dir), params.verify, params.meter, known, advance
+        )
     write_decisions(decisions, out_dir / "decisions.parquet")
     reasons = Counter(d.status.split(":", 1)[1] for d in decisions)
     info: dict[str, Any] = {
-        "items": len(scores),
+        "items": total,
         "quarantined": len(decisions),
         "reasons": dict(sorted(reasons.items())),
         "out": str(out_dir),
@@ -297,7 +300,7 @@ def verify(
     if as_json:
         click.echo(json.dumps(info, indent=1))
         return
-    click.echo(f"verify: {len(scores)} items, {len(decisions)} quarantined; wrote {out_dir}")
+    click.echo(f"verify: {total} items, {len(decisions)} quarantined; wrote {out_dir}")
     for reason, count in info["reasons"].items():
         click.echo(f"  quarantined:{reason}: {count}")
 
@@ -325,9 +328,11 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
     from pipeline.stages import dedupe as dedupe_stage
 
     params = load_params(params_path)
-    pieces, scores = _read_ingest(ingest_dir)
-    with progress(len(scores), "dedupe") as advance:
-        decisions, groups, matches = dedupe_stage.run(pieces, scores, params.dedupe, advance)
+    total = _count_ingested(ingest_dir)
+    with progress(total, "dedupe") as advance:
+        decisions, groups, matches = dedupe_stage.run_items(
+            iter_scores(ingest_dir), params.dedupe, advance
+        )
     write_decisions(decisions, out_dir / "decisions.parquet")
     dedupe_stage.write_groups(groups, out_dir / "groups.parquet")
     write_table_atomic(
@@ -338,7 +343,7 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
     )
     via = Counter(m.via for m in matches)
     info: dict[str, Any] = {
-        "items": len(scores),
+        "items": total,
         "duplicates": len(decisions),
         "groups": len({g["group"] for g in groups}),
         "pairs_by_kind": dict(sorted(via.items())),

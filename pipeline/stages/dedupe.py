@@ -249,9 +249,20 @@ def run(
     on_done: Callable[[int], None] | None = None,
 ) -> tuple[list[Decision], list[dict[str, Any]], list[Match]]:
     """Decisions for duplicates, one group row per item, and the matches that made the groups."""
+    return run_items(zip(pieces, scores, strict=True), cfg, on_done)
+
+
+def run_items(
+    items: Iterable[tuple[Mapping[str, Any], Score]],
+    cfg: DedupeConfig,
+    on_done: Callable[[int], None] | None = None,
+) -> tuple[list[Decision], list[dict[str, Any]], list[Match]]:
+    """`run` over streamed (row, score) pairs: only the signatures are kept, not the scores."""
     sigs = []
-    for row, score in zip(pieces, scores, strict=True):
+    by_id: dict[str, Mapping[str, Any]] = {}
+    for row, score in items:
         sigs.append(signature(score, row, cfg))
+        by_id[row["id"]] = {k: row[k] for k in ("corpus", "rel_path", "item")}
         if on_done:
             on_done(1)
     matches = find_matches(sigs, cfg)
@@ -261,7 +272,6 @@ def run(
         for x in (m.a, m.b):
             if x not in via or m.containment > via[x][1]:
                 via[x] = (m.via, m.containment)
-    by_id = {row["id"]: row for row in pieces}
     decisions = []
     groups = []
     for item_id in sorted(canonical):

@@ -139,8 +139,19 @@ def run(
     on_done: Callable[[int], None] | None = None,
 ) -> list[Decision]:
     """One decision per failing item (accepted items need no row: ingest already listed them)."""
+    return run_items(zip(pieces, scores, strict=True), cfg, meter_cfg, known_composers, on_done)
+
+
+def run_items(
+    items: Iterable[tuple[Mapping[str, Any], Score]],
+    cfg: VerifyConfig,
+    meter_cfg: MeterConfig,
+    known_composers: Sequence[str],
+    on_done: Callable[[int], None] | None = None,
+) -> list[Decision]:
+    """`run` over (row, score) pairs as they stream in: memory holds one score at a time."""
     decisions = []
-    for row, score in zip(pieces, scores, strict=True):
+    for row, score in items:
         reason = check(score, row, cfg, meter_cfg, known_composers)
         if reason is not None:
             decisions.append(
