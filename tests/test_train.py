@@ -155,3 +155,47 @@ def test_ddp_with_two_gloo_processes_trains_and_checkpoints(
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     meta = json.loads((ckpt.latest(tmp_path / "ddp") / "meta.json").read_text())
     assert meta["step"] == 6 and meta["world_size"] == 2
+
+
+def test_same_inputs_and_seed_give_byte_identical_checkpoints_and_samples(
+    quick_shards: Path, tmp_path: Path
+) -> None:
+    from gnm_model.generate import SampleConfig, Sampler
+    from gnm_model.transformer import GnMTransformer
+
+    cfg = TrainConfig(steps=12, batch_size=4, warmup=2, eval_every=6, checkpoint_every=6, seed=11)
+    shards = open_shards(quick_shards)
+    samples = []
+    for name in ("one", "two"):
+        train(tmp_path / name, preset("tiny"), shards, cfg, echo=lambda s: None)
+        loaded = ckpt.load(ckpt.latest(tmp_path / name))
+        model = GnMTransformer(loaded.config.for_vocab(shards.vocab))
+        model.load_state_dict(dict(loaded.weights))
+        samples.append(
+            Sampler(model, shards.vocab).sample(
+                "Bach", SampleConfig(bars=4), torch.Generator().manual_seed(5)
+            )
+        )
+    for file in ("model.safetensors", "state.safetensors"):
+        one = (tmp_path / "one/checkpoints/step-0000012" / file).read_bytes()
+        assert one == (tmp_path / "two/checkpoints/step-0000012" / file).read_bytes(), file
+    assert samples[0] == samples[1]
+
+
+def test_a_checkpoint_that_is_really_a_pickle_is_refused(
+    pretrained: tuple[Path, dict[str, float]], tmp_path: Path
+) -> None:
+    import pickle
+
+    run = tmp_path / "pickled"
+    shutil.copytree(pretrained[0], run)
+    folder = ckpt.latest(run)
+    payload = pickle.dumps({"model": "would run code on load"})
+    (folder / "model.safetensors").write_bytes(payload)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["sha256"]["model.safetensors"] = ckpt._sha256(
+        folder / "model.safetensors"
+    )  # a consistent forgery
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="unreadable safetensors"):
+        ckpt.load(folder)
