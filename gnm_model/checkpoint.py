@@ -10,7 +10,6 @@ latest checkpoint is always a complete one. Loading checks the hashes and the vo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,24 +24,11 @@ from safetensors.torch import load_file, save_file
 
 from gnm_model.config import ModelConfig
 from pipeline.errors import CheckpointError
+from pipeline.ledger import sha256_file, write_text_atomic
 from pipeline.tokenizer.vocab import Vocab
 
 FORMAT = "gnm-checkpoint/1"
 LATEST = "latest.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def optimizer_tensors(
@@ -121,16 +107,19 @@ def save(
         "config": extra["config"],
         "optimizer_param_groups": groups,
         "sha256": {
-            "model.safetensors": _sha256(tmp / "model.safetensors"),
-            "state.safetensors": _sha256(tmp / "state.safetensors"),
+            "model.safetensors": sha256_file(tmp / "model.safetensors"),
+            "state.safetensors": sha256_file(tmp / "state.safetensors"),
         },
         **{k: v for k, v in extra.items() if k != "config"},
     }
-    _write_json(tmp / "meta.json", meta)
+    write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
-    _write_json(run / LATEST, {"checkpoint": folder.name, "step": step})
+    write_text_atomic(
+        run / LATEST,
+        json.dumps({"checkpoint": folder.name, "step": step}, indent=1, sort_keys=True) + "\n",
+    )
     return folder
 
 
@@ -168,7 +157,7 @@ def load(folder: Path, vocab: Vocab | None = None) -> Checkpoint:
         path = folder / name
         if not path.is_file():
             raise CheckpointError(f"{path}: missing")
-        if _sha256(path) != meta.get("sha256", {}).get(name):
+        if sha256_file(path) != meta.get("sha256", {}).get(name):
             raise CheckpointError(
                 f"{path}: sha256 does not match meta.json (corrupted or tampered)"
             )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -217,8 +216,3 @@ def cross_validate(
         "composers": list(composers),
         "folds": cfg.folds,
     }
-
-
-def save_path(run: Path) -> Path:
-    """Where `gnm eval` keeps a trained classifier's weights (safetensors)."""
-    return run / "classifier.safetensors"

@@ -117,9 +117,7 @@ class Sampler:
         state = self.grammar.walk(ids)
         bars = sum(1 for t in ids if t == self.bar)
         context = self.model.cfg.context
-        window = ids[-context:] if len(ids) > context else list(ids)
-        if len(ids) > context:
-            window = self._window(ids)
+        window = self._window(ids) if len(ids) > context else list(ids)
         cache: Cache | None = None
         pending = window  # tokens not yet run through the model
         while not self.grammar.is_complete(state):

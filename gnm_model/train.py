@@ -10,6 +10,7 @@ NCCL on CUDA); rank 0 logs, evaluates and writes checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -230,7 +231,11 @@ def train(
         WindowBatches(windows, start * cfg.accumulation, cfg.steps * cfg.accumulation),
         batch_size=None, num_workers=cfg.workers,
     )  # fmt: skip
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else _null()
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if dev.type == "cuda"
+        else contextlib.nullcontext()
+    )
     summary: dict[str, Any] = {
         "start_step": start,
         "train_tokens": train_data.n_tokens,
@@ -338,11 +343,3 @@ class _Progress:
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None

@@ -20,7 +20,7 @@ from pipeline.corpora import (
     validate_folder,
 )
 from pipeline.errors import GnmError
-from pipeline.ledger import merge, read_decisions, write_ledger
+from pipeline.ledger import STAGE_ORDER, merge, read_decisions, write_ledger
 from pipeline.params import Params, Profile, load_params
 from pipeline.score_store import count_scores, iter_scores
 from pipeline.stages import ingest as ingest_stage
@@ -556,16 +556,13 @@ def grid_report(
     click.echo(f"share of note onsets off each grid; {len(files)} files in {seconds:.1f} s")
 
 
-STAGE_ORDER = ("ingest", "dedupe", "verify", "meter", "quantize", "tokenize")
-
-
 @data.command()
 @click.option(
     "--stages-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("data"),
     show_default=True,
-    help="Folder holding one output folder per stage (ingest/, dedupe/, verify/).",
+    help="Folder holding one output folder per stage (ingest/, dedupe/, ..., tokenize/).",
 )
 @click.option(
     "--reports",

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from pipeline.errors import GnmError
+from pipeline.ledger import STAGE_ORDER
 from pipeline.stages import shard as shard_stage
 from pipeline.stages import stats as stats_stage
 
@@ -95,16 +96,13 @@ def stats(shards_dir: Path, by: str, write_dir: Path | None, as_json: bool) -> N
         click.echo(f"wrote {write_dir / 'stats.json'} and {write_dir / 'plots'}/*.png")
 
 
-STAGE_DIRS = ("ingest", "dedupe", "verify", "meter", "quantize", "tokenize")
-
-
 def ledger_trail(stages_dir: Path, item_id: str) -> list[dict[str, Any]]:
     """Every stage's decision about `item_id` (and its dedupe group), in stage order."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     trail = []
-    for stage in STAGE_DIRS:
+    for stage in STAGE_ORDER:
         path = stages_dir / stage / "decisions.parquet"
         if not path.is_file():
             continue

@@ -10,6 +10,7 @@ the counts add up to the inputs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,6 +36,8 @@ DECISIONS_SCHEMA = pa.schema(
 )
 
 ACCEPTED = "accepted"
+# The stages that decide about items, in the order `merge` applies their decisions.
+STAGE_ORDER = ("ingest", "dedupe", "verify", "meter", "quantize", "tokenize")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class Decision:
     stage: str
     status: str
     detail: str = ""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any], stage: str, status: str, detail: str = "") -> Decision:
+        """A decision about the item of a pieces row (its id, corpus, path and item)."""
+        return cls(row["id"], row["corpus"], row["rel_path"], row["item"], stage, status, detail)
 
     @property
     def kind(self) -> str:
@@ -140,6 +148,15 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, compression="zstd")
     tmp.replace(path)
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -7,9 +7,9 @@ numerator/denominator columns in the notes table.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -71,17 +71,17 @@ def score_to_dict(score: Score) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=1 << 16)
+def fraction(num: int, den: int) -> Fraction:
+    """`Fraction(num, den)`, shared: scores repeat few distinct values and building Fractions
+    dominated the cost of loading them."""
+    return Fraction(num, den)
+
+
 def score_from_dict(data: Mapping[str, Any]) -> Score:
     """Rebuild (and validate) a score written by `score_to_dict`."""
     meta = data["meta"]
-    fractions: dict[tuple[int, int], Fraction] = {}
-
-    def q(num: int, den: int) -> Fraction:
-        value = fractions.get((num, den))
-        if value is None:
-            value = fractions[(num, den)] = Fraction(num, den)
-        return value
-
+    q = fraction
     return Score(
         meta=ScoreMeta(
             meta["id"],
@@ -121,26 +121,3 @@ def notes_table(scores: Iterable[Score]) -> pa.Table:
             cols["velocity"].append(n.velocity)
             cols["part"].append(n.part)
     return pa.table(cols, schema=NOTES_SCHEMA)
-
-
-def scores_from_tables(pieces: Sequence[Mapping[str, Any]], notes: pa.Table) -> list[Score]:
-    """Rebuild scores from pieces rows (as written by the ingest stage) and the notes table."""
-    by_piece: dict[str, list[Note]] = {}
-    data = notes.to_pydict()
-    for i, piece in enumerate(data["piece"]):
-        by_piece.setdefault(piece, []).append(
-            Note(
-                Fraction(data["onset_num"][i], data["onset_den"][i]),
-                data["pitch"][i],
-                Fraction(data["dur_num"][i], data["dur_den"][i]),
-                data["velocity"][i],
-                data["part"][i],
-            )
-        )
-    scores = []
-    for row in pieces:
-        body = json.loads(row["score_json"])
-        body["notes"] = []
-        score = score_from_dict(body)
-        scores.append(score.replace(notes=by_piece.get(score.meta.id, [])).validate())
-    return scores

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
-from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,7 +23,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import GnmError
 from pipeline.score import Note, Score
-from pipeline.score_io import NOTES_SCHEMA, notes_table, score_from_dict, score_to_dict
+from pipeline.score_io import NOTES_SCHEMA, fraction, notes_table, score_from_dict, score_to_dict
 
 PIECES_FILE = "pieces.parquet"
 NOTES_FILE = "notes.parquet"
@@ -143,14 +142,7 @@ def iter_scores(
 
 
 def _iter_note_rows(notes: pq.ParquetFile) -> Iterator[tuple[str, Note]]:
-    cache: dict[tuple[int, int], Fraction] = {}
-
-    def q(num: int, den: int) -> Fraction:
-        value = cache.get((num, den))
-        if value is None:
-            value = cache[(num, den)] = Fraction(num, den)
-        return value
-
+    q = fraction
     for batch in notes.iter_batches(batch_size=65536):
         cols = batch.to_pydict()
         for piece, on, od, pitch, dn, dd, vel, part in zip(
@@ -165,5 +157,3 @@ def _iter_note_rows(notes: pq.ParquetFile) -> Iterator[tuple[str, Note]]:
             strict=True,
         ):
             yield piece, Note(q(on, od), pitch, q(dn, dd), vel, part)
-        if len(cache) > 100_000:
-            cache.clear()

@@ -8,8 +8,9 @@ import pytest
 
 from pipeline.corpora import load_declaration
 from pipeline.ledger import merge, summary
+from pipeline.score_store import iter_scores
 from pipeline.stages import ingest
-from pipeline.stages.ingest import IngestConfig, read_outputs
+from pipeline.stages.ingest import IngestConfig
 from tests.conftest import TEST_DATA, m21_path
 
 BROKEN = {
@@ -85,7 +86,7 @@ def test_every_input_ends_accepted_or_quarantined_with_a_specific_reason(
 
     out = tmp_path / "out"
     ingest.write_outputs(result, out)
-    pieces, scores = read_outputs(out)
+    pieces, scores = (list(x) for x in zip(*iter_scores(out), strict=True))
     assert [p["id"] for p in pieces] == sorted(p["id"] for p in pieces)
     assert {p["composer"] for p in pieces} == {"Tester"}
     bach = next(s for s in scores if s.meta.id == "mixed/bwv66.6.mxl")

@@ -17,6 +17,7 @@ from gnm_model.cli import main
 from gnm_model.config import preset
 from gnm_model.train import TrainConfig, lr_at, train
 from pipeline.errors import CheckpointError
+from pipeline.ledger import sha256_file
 from pipeline.stages.shard import open_shards
 
 FAST = TrainConfig(
@@ -193,7 +194,7 @@ def test_a_checkpoint_that_is_really_a_pickle_is_refused(
     payload = pickle.dumps({"model": "would run code on load"})
     (folder / "model.safetensors").write_bytes(payload)
     meta = json.loads((folder / "meta.json").read_text())
-    meta["sha256"]["model.safetensors"] = ckpt._sha256(
+    meta["sha256"]["model.safetensors"] = sha256_file(
         folder / "model.safetensors"
     )  # a consistent forgery
     (folder / "meta.json").write_text(json.dumps(meta))

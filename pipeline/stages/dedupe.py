@@ -262,7 +262,7 @@ def run_items(
     by_id: dict[str, Mapping[str, Any]] = {}
     for row, score in items:
         sigs.append(signature(score, row, cfg))
-        by_id[row["id"]] = {k: row[k] for k in ("corpus", "rel_path", "item")}
+        by_id[row["id"]] = {k: row[k] for k in ("id", "corpus", "rel_path", "item")}
         if on_done:
             on_done(1)
     matches = find_matches(sigs, cfg)
@@ -279,13 +279,9 @@ def run_items(
         how, score_c = via.get(item_id, ("", 0.0))
         groups.append({"id": item_id, "group": keep, "via": how, "containment": score_c})
         if keep != item_id:
-            row = by_id[item_id]
             decisions.append(
-                Decision(
-                    item_id,
-                    row["corpus"],
-                    row["rel_path"],
-                    row["item"],
+                Decision.of(
+                    by_id[item_id],
                     STAGE,
                     duplicate_of(keep),
                     f"{how} {score_c:.2f}",

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.corpora import CorpusDecl, SourceFile
 from pipeline.executor import Limits, Outcome, iter_items
@@ -29,7 +28,7 @@ from pipeline.ledger import ACCEPTED, Decision, quarantined, write_decisions, wr
 from pipeline.readers import ItemFailure, read_items
 from pipeline.readers.beats import apply_beat_file
 from pipeline.score import Score, ScoreMeta
-from pipeline.score_io import notes_table, score_from_dict, score_to_dict, scores_from_tables
+from pipeline.score_io import notes_table, score_from_dict, score_to_dict
 
 STAGE = "ingest"
 
@@ -293,10 +292,3 @@ def write_outputs(result: IngestResult, out_dir: Path) -> None:
     write_table_atomic(pa.Table.from_pylist(rows, schema=PIECES_SCHEMA), out_dir / "pieces.parquet")
     write_table_atomic(notes_table(s for s, _ in ordered), out_dir / "notes.parquet")
     write_decisions(result.decisions, out_dir / "decisions.parquet")
-
-
-def read_outputs(out_dir: Path) -> tuple[list[dict[str, Any]], list[Score]]:
-    """The pieces rows and their scores from an ingest output folder."""
-    pieces = pq.read_table(out_dir / "pieces.parquet").to_pylist()
-    notes = pq.read_table(out_dir / "notes.parquet")
-    return pieces, scores_from_tables(pieces, notes)

@@ -354,11 +354,8 @@ def run(
         try:
             normalised = normalize_meters(score, cfg)
         except MeterError as exc:
-            yield Decision(
-                row["id"],
-                row["corpus"],
-                row["rel_path"],
-                row["item"],
+            yield Decision.of(
+                row,
                 STAGE,
                 quarantined(exc.reason),
                 str(exc),

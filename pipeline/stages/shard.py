@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import GnmError
-from pipeline.ledger import write_text_atomic
+from pipeline.ledger import sha256_file, write_text_atomic
 from pipeline.stages.tokenize import TOKENS_SCHEMA
 from pipeline.tokenizer.vocab import Vocab
 
@@ -107,14 +107,6 @@ def _batches_of_split(
             yield table.cast(SHARD_SCHEMA)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_shard(table: pa.Table, path: Path) -> dict[str, Any]:
     table = table.combine_chunks()  # the bytes must not depend on how the rows were batched
     tmp = path.with_name(f".{path.name}.tmp")
@@ -125,7 +117,7 @@ def _write_shard(table: pa.Table, path: Path) -> dict[str, Any]:
         "split": table.column("split")[0].as_py(),
         "rows": table.num_rows,
         "tokens": int(pc.sum(table.column("token_count")).as_py() or 0),
-        "sha256": _sha256(path),
+        "sha256": sha256_file(path),
     }
 
 
@@ -251,6 +243,6 @@ def open_shards(folder: Path, verify_hashes: bool = False) -> ShardSet:
         file = folder / shard["file"]
         if not file.is_file():
             raise GnmError(f"{file}: listed in {path} but missing")
-        if verify_hashes and _sha256(file) != shard["sha256"]:
+        if verify_hashes and sha256_file(file) != shard["sha256"]:
             raise GnmError(f"{file}: sha256 differs from {path} (a changed or partial shard)")
     return ShardSet(folder, index, vocab)

@@ -100,7 +100,7 @@ def _bar_lengths(offsets: Any, token_counts: np.ndarray) -> np.ndarray:
     return ends - flat
 
 
-def compute(shards: ShardSet, source_meters: bool = True) -> dict[str, Any]:
+def compute(shards: ShardSet) -> dict[str, Any]:
     """The statistics of a shard folder (see the module docstring) as a JSON-able dict."""
     vocab = shards.vocab
     df = _frame(shards)

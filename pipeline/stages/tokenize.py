@@ -110,11 +110,8 @@ def run_stage(
         try:
             encoding = tokenizer.encode_with_report(score, composer)
         except TokenizeError as exc:
-            yield Decision(
-                row["id"],
-                row["corpus"],
-                row["rel_path"],
-                row["item"],
+            yield Decision.of(
+                row,
                 STAGE,
                 quarantined("tokenize"),
                 str(exc),

@@ -155,11 +155,8 @@ def run_items(
         reason = check(score, row, cfg, meter_cfg, known_composers)
         if reason is not None:
             decisions.append(
-                Decision(
-                    row["id"],
-                    row["corpus"],
-                    row["rel_path"],
-                    row["item"],
+                Decision.of(
+                    row,
                     STAGE,
                     quarantined(reason),
                     _detail(reason, score, row),
