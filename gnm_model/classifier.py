@@ -13,7 +13,7 @@ are never on both sides; every piece is predicted once by a model that did not s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,7 +182,11 @@ def fold_of(group: str, folds: int) -> int:
 
 
 def cross_validate(
-    pieces: Pieces, vocab: Vocab, composers: Sequence[str], cfg: ClassifierConfig | None = None
+    pieces: Pieces,
+    vocab: Vocab,
+    composers: Sequence[str],
+    cfg: ClassifierConfig | None = None,
+    on_fold: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Group k-fold accuracy and confusion matrix (rows: true composer, columns: predicted)."""
     cfg = cfg or ClassifierConfig()
@@ -198,6 +202,8 @@ def cross_validate(
             [pieces.tokens[i] for i in train], labels[train].tolist()
         )
         predicted[test] = model.predict_proba([pieces.tokens[i] for i in test]).argmax(axis=1)
+        if on_fold:
+            on_fold(1)
     done = predicted >= 0
     confusion = np.zeros((len(composers), len(composers)), dtype=int)
     for t, p in zip(labels[done], predicted[done], strict=True):

@@ -32,6 +32,7 @@ from gnm_model import metrics as M
 from gnm_model.classifier import ClassifierConfig, ComposerClassifier, cross_validate, load_pieces
 from gnm_model.data import TokenSplit
 from gnm_model.memorisation import TrainingIndex
+from pipeline.cli_common import progress, tracked
 from pipeline.errors import GnmError
 from pipeline.stages.shard import ShardSet
 from pipeline.tokenizer import Tokenizer
@@ -146,7 +147,7 @@ def evaluate_samples(
             "the sample folder holds no samples (*.json token files or score files): only the real references are reported"
         )
     scores = {}
-    for s in samples:
+    for s in tracked(samples, "metrics"):
         if s.error is None:
             try:
                 scores[s.name] = _decode(tokenizer, s.ids, s.name)
@@ -187,9 +188,10 @@ def evaluate_samples(
     present = [c for i, c in enumerate(composers) if i in set(pieces.labels)]
     classifier: dict[str, Any] = {"cross_validation": None}
     if len(present) >= 2:
-        classifier["cross_validation"] = cross_validate(
-            pieces, shards.vocab, composers, classifier_cfg
-        )
+        with progress((classifier_cfg or ClassifierConfig()).folds, "classifier folds") as advance:
+            classifier["cross_validation"] = cross_validate(
+                pieces, shards.vocab, composers, classifier_cfg, advance
+            )
         model = ComposerClassifier(shards.vocab, composers, classifier_cfg).fit(
             pieces.tokens, pieces.labels
         )
@@ -217,7 +219,7 @@ def evaluate_samples(
 
     media = out_dir / "media"
     media.mkdir(parents=True, exist_ok=True)
-    for s in samples:
+    for s in tracked(samples, "rendering"):
         if not s.metrics:
             continue
         score = scores[s.name]
