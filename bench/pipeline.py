@@ -13,10 +13,15 @@ that benchmark has run (the model issue writes it), else reported as not yet mea
 
 Scaling: the same stages on 1x, 2x and 4x as many files of one corpus (distinct files, not
 copies, so that dedupe keeps them), reporting peak RSS per stage: flat memory means the 4x peak is
-close to the 1x peak for every stage after ingest.
+close to the 1x peak for every stage.
+
+Synthetic load (`--synthetic`): a generated MIDI corpus (`pipeline.synthetic`, distinct scores,
+not copies) of 1x, 3x and 10x the default profile's accepted pieces, each built from a cold ingest
+cache, reporting items/s and peak RSS per stage and the growth of the peak from 1x to 10x.
 
     python bench/pipeline.py                                  # quick profile + scaling (minutes)
     python bench/pipeline.py --profiles default full --scaling-corpus m21-palestrina --scaling-base 300
+    python bench/pipeline.py --synthetic --out bench/results/pipeline_synthetic.json   # about 2 hours
 """
 
 from __future__ import annotations
@@ -86,13 +91,16 @@ def run_measured(command: str, cwd: Path, env: dict[str, str]) -> dict[str, Any]
     }
 
 
-def scratch_root(base: Path, profile_text: str | None = None, cold: bool = False) -> Path:
+def scratch_root(
+    base: Path, profile_text: str | None = None, cold: bool = False, data_root: str | None = None
+) -> Path:
     """A copy of dvc.yaml, params.yaml and corpora/ (the default profile replaced if asked)."""
     base.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dvc.yaml", base / "dvc.yaml")
     shutil.copytree(REPO / "corpora", base / "corpora")
     params = (REPO / "params.yaml").read_text()
-    data_root = os.environ.get("GNM_DATA_ROOT", str(REPO.parent / "shared" / "data"))
+    if data_root is None:
+        data_root = os.environ.get("GNM_DATA_ROOT", str(REPO.parent / "shared" / "data"))
     params = params.replace("data_root: ../shared/data", f"data_root: {data_root}")
     if profile_text is not None:
         start = params.index("  default:\n", params.index("profiles:"))
@@ -161,6 +169,51 @@ def read_throughput(shards: Path) -> dict[str, Any]:
     return out
 
 
+def synthetic_scaling(
+    tmp: Path, base: int, factors: list[int], env: dict[str, str]
+) -> dict[str, Any]:
+    """Build 1x, 3x, 10x (`factors`) of `base` synthetic pieces, each from a cold cache."""
+    from pipeline import synthetic
+
+    data_root = tmp / "synthetic-data"
+    pieces = base * max(factors)
+    started = time.perf_counter()
+    synthetic.write_corpus(data_root / "synthetic", pieces)
+    print(f"synthetic corpus: {pieces} MIDI files in {time.perf_counter() - started:.0f} s")
+    out: dict[str, Any] = {"base_pieces": base, "runs": {}}
+    for factor in factors:
+        n = base * factor
+        root = scratch_root(
+            tmp / f"synthetic{factor}", json.dumps({"synthetic": n}), True, str(data_root)
+        )
+        (root / "corpora" / "synthetic.yaml").write_text(
+            synthetic.declaration("synthetic", "synthetic")
+        )
+        print(f"synthetic {factor}x ({n} pieces, cold ingest cache)")
+        stages = build_profile(root, "default", env)
+        stats = json.loads((root / "reports/default/stats.json").read_text())
+        ledger = json.loads((root / "reports/default/ledger.json").read_text())
+        out["runs"][f"{factor}x"] = {
+            "pieces_in": n,
+            "accepted": stats["totals"]["pieces"],
+            "notes": stats["totals"]["notes"],
+            "tokens": stats["totals"]["tokens"],
+            "ledger": {k: ledger.get(k) for k in ("items", "accepted", "duplicate", "quarantined", "adds_up")},
+            "wall_s": {k: v["wall_s"] for k, v in stages.items()},
+            "items_per_s": {k: round(n / v["wall_s"], 1) for k, v in stages.items()},
+            "peak_rss_mb": {k: v["peak_rss_mb"] for k, v in stages.items()},
+        }  # fmt: skip
+        shutil.rmtree(root / ".cache", ignore_errors=True)  # a cold cache of 10x is a gigabyte
+    lo, hi = f"{min(factors)}x", f"{max(factors)}x"
+    runs = out["runs"]
+    out[f"peak_rss_{hi}_over_{lo}"] = {
+        stage: round(runs[hi]["peak_rss_mb"][stage] / runs[lo]["peak_rss_mb"][stage], 2)
+        for stage in runs[lo]["peak_rss_mb"]
+    }
+    print(f"peak RSS {hi} / {lo}: {out[f'peak_rss_{hi}_over_{lo}']}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profiles", nargs="*", default=["quick"])
@@ -168,6 +221,13 @@ def main() -> None:
     parser.add_argument("--scaling-base", type=int, default=100, help="files at 1x")
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--cold", action="store_true", help="an empty ingest cache per build")
+    parser.add_argument(
+        "--synthetic", action="store_true", help="only the synthetic 1x/3x/10x load test"
+    )
+    parser.add_argument(
+        "--synthetic-base", type=int, default=13708, help="pieces at 1x (the default profile's)"
+    )
+    parser.add_argument("--synthetic-factors", type=int, nargs="*", default=[1, 3, 10])
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "pipeline.json"))
     args = parser.parse_args()
 
@@ -183,6 +243,15 @@ def main() -> None:
         "profiles": {},
         "scaling": None,
     }  # fmt: skip
+    if args.synthetic:
+        with tempfile.TemporaryDirectory(prefix="gnm-bench-") as tmp:
+            result["profiles"] = None
+            result["ingest_cache"] = "cold for every synthetic build"
+            result["synthetic"] = synthetic_scaling(
+                Path(tmp), args.synthetic_base, args.synthetic_factors, env
+            )
+        write_result(result, Path(args.out))
+        return
     with tempfile.TemporaryDirectory(prefix="gnm-bench-") as tmp:
         largest: tuple[int, Path] | None = None
         for profile in args.profiles:
@@ -236,7 +305,10 @@ def main() -> None:
                 for stage in runs["1x"]["peak_rss_mb"]
             }
             print(f"peak RSS 4x / 1x: {result['scaling']['peak_rss_4x_over_1x']}")
-    out = Path(args.out)
+    write_result(result, Path(args.out))
+
+
+def write_result(result: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")

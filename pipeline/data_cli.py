@@ -232,12 +232,13 @@ def ingest(
         None if no_cache else cache_dir,
         scheduler,
         workers,
-        "ingest",
+        "ingest: reading",
         params.profile(profile_name) if profile_name else None,
     )
-    ingest_stage.write_outputs(result, out_dir)
+    with result, progress(len(files), "ingest: writing") as advance:
+        decisions = ingest_stage.write_outputs(result, out_dir, on_file=advance)
     seconds = time.perf_counter() - started
-    ledger = merge([result.decisions])
+    ledger = merge([decisions])
     summary: dict[str, Any] = {
         "files": len(files),
         "items": len(ledger),
@@ -356,6 +357,38 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
         f"dedupe: {info['items']} items in {info['groups']} groups, {info['duplicates']} duplicates "
         f"(pairs: {', '.join(f'{k} {v}' for k, v in info['pairs_by_kind'].items()) or 'none'}); wrote {out_dir}"
     )
+
+
+@data.command()
+@click.option("--pieces", type=click.IntRange(min=1), required=True, help="How many scores.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write (e.g. <data root>/synthetic); existing files of the same seed are kept.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth(pieces: int, out_dir: Path, seed: int) -> None:
+    """Write a synthetic MIDI corpus for load tests: distinct generated scores, not copies.
+
+    Piece i of a seed is always the same file, so a larger corpus extends a smaller one.
+    Declare it with the printed YAML (or `gnm data add-corpus`) to run it through the build.
+
+    \b
+    Example:
+      gnm data synth --pieces 137080 --out ../shared/scratch/synthetic
+    """
+    from pipeline import synthetic
+
+    started = time.perf_counter()
+    with progress(pieces, "synth") as advance:
+        synthetic.write_corpus(out_dir, pieces, seed, on_done=advance)
+    click.echo(
+        f"synth: {pieces} scores under {out_dir} in {time.perf_counter() - started:.1f} s; "
+        "a declaration for it (corpora/synthetic.yaml, path relative to the data root):"
+    )
+    click.echo(synthetic.declaration("synthetic", out_dir.name), nl=False)
 
 
 @data.command("add-corpus")
@@ -535,7 +568,8 @@ def grid_report(
     files, result = _ingest_declared(
         corpora_dir, names, data_root, params, cache_dir, scheduler, workers, "reading"
     )
-    tallies = measure(result.scores, grids)
+    with result:
+        tallies = measure(result.scores(), grids)
     seconds = time.perf_counter() - started
     report = {
         group: {name: {"notes": t.notes, "off_grid_share": {str(r): round(v, 6) for r, v in t.shares().items()}}

@@ -66,7 +66,7 @@ def test_ingest_applies_the_override_and_a_changed_beat_file_misses_the_cache(
     decl = load_declaration(decl_path)
     files = decl.files(tmp_path / "data")
     first = ingest.run(files, {"pop": decl}, IngestConfig(), tmp_path / "cache", scheduler="inline")
-    assert first.scores[0][0].report["beat_file_meter"] == 1
+    assert next(first.scores())[0].report["beat_file_meter"] == 1
     again = ingest.run(files, {"pop": decl}, IngestConfig(), tmp_path / "cache", scheduler="inline")
     assert again.parsed == 0
     beats = folder / "beat_midi.txt"

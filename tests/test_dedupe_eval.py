@@ -143,7 +143,7 @@ def test_dedupe_precision_and_recall_on_labelled_real_pairs(data_root: Path) -> 
     result = ingest.run(
         files, {d.name: d for d in decls}, IngestConfig(), REPO / ".cache" / "gnm", workers=2
     )
-    scored = sorted(result.scores, key=lambda pair: pair[0].meta.id)
+    scored = list(result.scores())
     pieces = [row for _, row in scored]
     _, groups, matches = dedupe.run(pieces, [s for s, _ in scored], DedupeConfig())
     ids = {row["id"] for row in pieces}

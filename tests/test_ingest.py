@@ -68,8 +68,9 @@ def test_every_input_ends_accepted_or_quarantined_with_a_specific_reason(
     assert len(files) == len(BROKEN) + len(GOOD) + len(MIXED)
     cfg = IngestConfig(timeout_s=5, memory_mb=2048)
     result = ingest.run(files, {"mixed": decl}, cfg, tmp_path / "cache", scheduler="inline")
+    decisions = result.decisions()
     by_file: dict[str, list[str]] = {}
-    for d in result.decisions:
+    for d in decisions:
         by_file.setdefault(d.rel_path, []).append(d.status)
     for name, reason in BROKEN.items():
         assert by_file[name] == [f"quarantined:{reason}"], name
@@ -78,19 +79,20 @@ def test_every_input_ends_accepted_or_quarantined_with_a_specific_reason(
     for name, statuses in MIXED.items():
         assert by_file[name] == statuses, name
     n_inputs = len(BROKEN) + sum(GOOD.values()) + sum(len(v) for v in MIXED.values())
-    info = summary(merge([result.decisions]), n_inputs=n_inputs)
+    info = summary(merge([decisions]), n_inputs=n_inputs)
     assert info["adds_up"] and info["quarantined"] == len(BROKEN) + 1
-    assert "mixed/book_with_bad_tune.abc#X:2" in {d.id for d in result.decisions}
-    ids = sorted(d.id for d in result.decisions)
+    assert "mixed/book_with_bad_tune.abc#X:2" in {d.id for d in decisions}
+    ids = [d.id for d in decisions]
+    assert ids == sorted(ids)
     assert "mixed/two_tunes.abc#X:7" in ids and "mixed/bwv66.6.mxl" in ids
 
     out = tmp_path / "out"
-    ingest.write_outputs(result, out)
+    assert ingest.write_outputs(result, out) == decisions
     pieces, scores = (list(x) for x in zip(*iter_scores(out), strict=True))
     assert [p["id"] for p in pieces] == sorted(p["id"] for p in pieces)
     assert {p["composer"] for p in pieces} == {"Tester"}
     bach = next(s for s in scores if s.meta.id == "mixed/bwv66.6.mxl")
-    original = next(s for (s, _) in result.scores if s.meta.id == "mixed/bwv66.6.mxl")
+    original = next(s for (s, _) in result.scores() if s.meta.id == "mixed/bwv66.6.mxl")
     assert bach == original  # exact through Parquet
 
 
@@ -102,8 +104,8 @@ def test_cache_makes_a_second_run_parse_nothing(tmp_path: Path) -> None:
     first = ingest.run(files, {"mixed": decl}, cfg, tmp_path / "cache", scheduler="inline")
     second = ingest.run(files, {"mixed": decl}, cfg, tmp_path / "cache", scheduler="inline")
     assert (first.parsed, second.parsed, second.cached) == (len(files), 0, len(files))
-    assert first.decisions == second.decisions
-    assert [s for s, _ in first.scores] == [s for s, _ in second.scores]
+    assert first.decisions() == second.decisions()
+    assert [s for s, _ in first.scores()] == [s for s, _ in second.scores()]
     # A changed file is parsed again; the others still come from the cache.
     (root / "mixed" / "edge_cases.musicxml").write_text(
         (TEST_DATA / "edge_cases.musicxml").read_text().replace("G</step>", "A</step>", 1)
@@ -124,3 +126,78 @@ def test_outputs_are_byte_identical_across_runs(tmp_path: Path) -> None:
         ingest.write_outputs(result, tmp_path / f"out{run}")
         outs.append({p.name: p.read_bytes() for p in (tmp_path / f"out{run}").iterdir()})
     assert outs[0] == outs[1]
+
+
+def test_items_come_out_in_id_order_even_when_a_file_id_prefixes_another(tmp_path: Path) -> None:
+    """`a.abc` holds items `a.abc#X:n`, but the file `a.abc !.abc` sorts before them: the merge
+    must still yield every id in order (the writer refuses anything else)."""
+    data = tmp_path / "data" / "mixed"
+    data.mkdir(parents=True)
+    for name in ("tunes.abc", "tunes.abc !.abc", "tunes.abc$.abc", "tunes.ab.abc"):
+        shutil.copy(TEST_DATA / "two_tunes.abc", data / name)
+    decl_path = tmp_path / "mixed.yaml"
+    decl_path.write_text(
+        "name: mixed\ndescription: d\nsource: {kind: directory, path: mixed, include: ['*']}\n"
+        "genre: other\nlicence: test\nredistributable: true\npriority: 1\n"
+    )
+    decl = load_declaration(decl_path)
+    with ingest.run(
+        decl.files(tmp_path / "data"), {"mixed": decl}, IngestConfig(), None, scheduler="inline"
+    ) as result:
+        decisions = ingest.write_outputs(result, tmp_path / "out")
+    ids = [d.id for d in decisions]
+    assert len(ids) == 8 and ids == sorted(ids)
+    assert ids.index("mixed/tunes.abc !.abc#X:1") < ids.index("mixed/tunes.abc#X:1")
+    assert [row["id"] for row, _ in iter_scores(tmp_path / "out")] == ids
+
+
+def test_outcomes_are_read_back_one_file_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, decl_path = make_corpus(tmp_path)
+    decl = load_declaration(decl_path)
+    files = [f for f in decl.files(root) if f.rel_path in GOOD]
+    cache = tmp_path / "cache"
+    ingest.run(files, {"mixed": decl}, IngestConfig(), cache, scheduler="inline").decisions()
+    loads: list[Path] = []
+    real = ingest._load_cached
+
+    def counting(path: Path) -> object:
+        loads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(ingest, "_load_cached", counting)
+    result = ingest.run(files, {"mixed": decl}, IngestConfig(), cache, scheduler="inline")
+    assert (result.parsed, loads) == (0, [])  # phase one only looks the outcomes up
+    entries = result.entries()
+    next(entries)
+    assert len(loads) == 1  # lazily: the first item needed only the first file
+    rest = list(entries)
+    assert len(loads) == len(files) and len(set(loads)) == len(files)  # each file read once
+    assert 1 + len(rest) == sum(GOOD.values())
+
+
+def test_a_cache_entry_lost_between_the_phases_is_parsed_again(tmp_path: Path) -> None:
+    root, decl_path = make_corpus(tmp_path)
+    decl = load_declaration(decl_path)
+    files = [f for f in decl.files(root) if f.rel_path in GOOD]
+    cache = tmp_path / "cache"
+    first = ingest.run(files, {"mixed": decl}, IngestConfig(), cache, scheduler="inline")
+    expected = first.decisions()
+    second = ingest.run(files, {"mixed": decl}, IngestConfig(), cache, scheduler="inline")
+    assert second.parsed == 0
+    victim = sorted(cache.rglob("*.json"))[0]
+    victim.write_text('{"items": [')  # torn by a bad disk, or deleted by a cache cleaner
+    assert second.decisions() == expected
+    assert (second.parsed, second.cached) == (1, len(files) - 1)
+
+
+def test_without_a_cache_the_spool_is_removed_on_close(tmp_path: Path) -> None:
+    root, decl_path = make_corpus(tmp_path)
+    decl = load_declaration(decl_path)
+    files = [f for f in decl.files(root) if f.rel_path in GOOD]
+    with ingest.run(files, {"mixed": decl}, IngestConfig(), None, scheduler="inline") as result:
+        spool = result._store
+        assert any(spool.rglob("*.json"))
+        assert len(result.decisions()) == sum(GOOD.values())
+    assert not spool.exists()

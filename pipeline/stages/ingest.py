@@ -6,6 +6,10 @@ corpus parses only its files), otherwise parse it in an isolated child (see `exe
 cache the result, a failure included. A collection file yields one item per piece, with id
 `<corpus>/<relative path>#X:<n>`; a file that cannot be read is one quarantined item.
 
+Memory does not grow with the corpus: each parsed file goes to the cache (or a temporary spool) as
+it finishes, and the output is written by reading the outcomes back in id order, one file at a
+time, through a `ScoreWriter` (see `IngestResult`).
+
 Output folder: `pieces.parquet` (one row per parsed item), `notes.parquet` (one row per note) and
 `decisions.parquet` (one row per input item).
 """
@@ -13,8 +17,11 @@ Output folder: `pieces.parquet` (one row per parsed item), `notes.parquet` (one 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import json
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -24,11 +31,12 @@ import pyarrow as pa
 
 from pipeline.corpora import CorpusDecl, SourceFile
 from pipeline.executor import Limits, Outcome, iter_items
-from pipeline.ledger import ACCEPTED, Decision, quarantined, write_decisions, write_table_atomic
+from pipeline.ledger import ACCEPTED, Decision, quarantined, write_decisions
 from pipeline.readers import ItemFailure, read_items
 from pipeline.readers.beats import apply_beat_file
 from pipeline.score import Score, ScoreMeta
-from pipeline.score_io import notes_table, score_from_dict, score_to_dict
+from pipeline.score_io import score_from_dict, score_to_dict
+from pipeline.score_store import ScoreWriter
 
 STAGE = "ingest"
 
@@ -129,9 +137,10 @@ def _load_cached(path: Path) -> Outcome[Parsed] | None:
     return Outcome(value=items)
 
 
-def _store_cached(path: Path, outcome: Outcome[Parsed]) -> None:
+def _store_cached(path: Path, outcome: Outcome[Parsed]) -> bool:
+    """Store `outcome` at `path` (atomically); False for outcomes that are never cached."""
     if outcome.reason in ("timeout", "memory_limit", "crash"):
-        return  # may depend on the machine's load: try again next time
+        return False  # may depend on the machine's load: try again next time
     if outcome.ok:
         data: dict[str, Any] = {
             "items": [
@@ -145,21 +154,166 @@ def _store_cached(path: Path, outcome: Outcome[Parsed]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data))
     tmp.replace(path)
+    return True
 
 
 @dataclass(frozen=True)
-class IngestResult:
-    """What one ingest run produced, in memory."""
+class Entry:
+    """One input item: its decision and, when it was read, its score and pieces-row fields."""
 
-    scores: list[tuple[Score, dict[str, Any]]]
-    decisions: list[Decision]
-    parsed: int
-    cached: int
+    decision: Decision
+    score: Score | None = None
+    row: dict[str, Any] | None = None
+
+
+class IngestResult:
+    """One ingest run, streamed: every file's outcome waits on disk until it is read back.
+
+    `run` (phase one) parses what the cache lacks and stores each outcome as it arrives, so the
+    process never holds more than one file's scores. `entries` (phase two) reads the outcomes back
+    and yields every item in id order, merging files so that memory stays at about one file's
+    items whatever the corpus size. Outcomes live in the cache folder, or, without one, in a
+    temporary spool that `close` removes. Outcomes that are never cached (timeouts, crashes) are
+    the only ones kept in memory, and they hold no scores.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[SourceFile],
+        decls: Mapping[str, CorpusDecl],
+        jobs: Sequence[ParseJob],
+        shas: Sequence[str],
+        keys: Sequence[str],
+        store: Path,
+        spool: tempfile.TemporaryDirectory[str] | None,
+        failures: dict[int, Outcome[Parsed]],
+        parsed: int,
+        limits: Limits,
+    ) -> None:
+        self.files, self.decls, self.jobs = files, decls, jobs
+        self._shas, self._keys, self._store, self._spool = shas, keys, store, spool
+        self._failures = failures
+        self._limits = limits
+        self.parsed = parsed
+        self.cached = len(files) - parsed
+
+    def entries(self, on_file: Callable[[int], None] | None = None) -> Iterator[Entry]:
+        """Every item (accepted or quarantined) in id order; `on_file(1)` after each file read.
+
+        Files are read in order of their ids. An item id starts with its file's id, so once the
+        smallest pending item sorts before the next file's id, nothing still unread can precede
+        it: the merge yields it and reads each file exactly once.
+        """
+        order = sorted(range(len(self.files)), key=lambda i: self.files[i].id)
+        pending: list[tuple[str, int, Entry]] = []
+        tiebreak = itertools.count()
+        k = 0
+        while k < len(order) or pending:
+            while k < len(order) and (not pending or self.files[order[k]].id <= pending[0][0]):
+                for entry in self._file_entries(order[k]):
+                    heapq.heappush(pending, (entry.decision.id, next(tiebreak), entry))
+                k += 1
+                if on_file:
+                    on_file(1)
+            yield heapq.heappop(pending)[2]
+
+    def scores(self) -> Iterator[tuple[Score, dict[str, Any]]]:
+        """(score, pieces-row fields) of every accepted item, in id order."""
+        for entry in self.entries():
+            if entry.score is not None and entry.row is not None:
+                yield entry.score, entry.row
+
+    def decisions(self) -> list[Decision]:
+        """One decision per input item, in id order (reads every outcome back)."""
+        return [entry.decision for entry in self.entries()]
+
+    def close(self) -> None:
+        """Remove the temporary spool, if this run used one."""
+        if self._spool is not None:
+            self._spool.cleanup()
+            self._spool = None
+
+    def __enter__(self) -> IngestResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _outcome(self, i: int) -> Outcome[Parsed]:
+        if i in self._failures:
+            return self._failures[i]
+        path = _cache_path(self._store, self._keys[i], self.jobs[i])
+        loaded = _load_cached(path)
+        if loaded is not None:
+            return loaded
+        # Gone or unreadable since phase one (another process cleaned the cache, a bad disk
+        # block): parse it again rather than lose the file.
+        _, outcome = next(
+            iter_items(parse_job, [self.jobs[i]], limits=self._limits, scheduler="inline")
+        )
+        self.parsed += 1
+        self.cached -= 1
+        return outcome
+
+    def _file_entries(self, i: int) -> list[Entry]:
+        """The entries of one file, from its outcome."""
+        source = self.files[i]
+        decl = self.decls[source.corpus]
+        outcome = self._outcome(i)
+        if not outcome.ok:
+            reason = _reason(outcome.reason or "error")
+            return [Entry(_file_quarantined(source, reason, outcome.detail))]
+        parsed = outcome.value or []
+        if not parsed:
+            return [Entry(_file_quarantined(source, "no_scores", "the file holds no score"))]
+        entries: list[Entry] = []
+        seen: dict[str, int] = {}
+        for piece in parsed:
+            item = piece.item if isinstance(piece, ItemFailure) else piece.meta.collection_item
+            item_id = source.id + (f"#X:{item}" if item is not None else "")
+            seen[item_id] = seen.get(item_id, 0) + 1
+            if seen[item_id] > 1:  # a collection that reuses an X: number
+                item_id += f".{seen[item_id]}"
+            if isinstance(piece, ItemFailure):
+                status = quarantined(piece.reason)
+                entries.append(
+                    Entry(
+                        Decision(
+                            item_id,
+                            source.corpus,
+                            source.rel_path,
+                            item,
+                            STAGE,
+                            status,
+                            piece.detail,
+                        )
+                    )
+                )
+                continue
+            meta = ScoreMeta(item_id, piece.meta.title, piece.meta.composer, source.rel_path, item)
+            score = piece.replace(meta=meta)
+            row = {
+                "id": item_id,
+                "corpus": source.corpus,
+                "rel_path": source.rel_path,
+                "item": item,
+                "sha256": self._shas[i],
+                "genre": decl.genre,
+                "composer": decl.composer_for(source.rel_path),
+                "priority": decl.priority,
+                "title": score.meta.title,
+                "source_composer": score.meta.composer,
+                "notes": len(score.notes),
+                "bars": len(score.bars),
+            }
+            decision = Decision(item_id, source.corpus, source.rel_path, item, STAGE, ACCEPTED)
+            entries.append(Entry(decision, score, row))
+        return entries
 
 
 def run(
     files: Sequence[SourceFile],
-    decls: dict[str, CorpusDecl],
+    decls: Mapping[str, CorpusDecl],
     cfg: IngestConfig,
     cache_dir: Path | None,
     *,
@@ -167,8 +321,19 @@ def run(
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
 ) -> IngestResult:
-    """Ingest `files`; return the scores (with their pieces-row fields) and one decision per item."""
-    outcomes: dict[int, Outcome[Parsed]] = {}
+    """Phase one of ingest: make sure every file has an outcome on disk; `on_done(1)` per file.
+
+    Read the items back with the result's `entries`, `scores` or `write_outputs`. Without
+    `cache_dir`, outcomes go to a temporary spool: close the result (or use it as a context
+    manager) to remove it.
+    """
+    spool = None
+    if cache_dir is None:
+        spool = tempfile.TemporaryDirectory(prefix="gnm-ingest-")
+        store = Path(spool.name)
+    else:
+        store = cache_dir
+    limits = Limits(cfg.timeout_s, cfg.memory_mb)
     shas: list[str] = []
     keys: list[str] = []  # cache keys: the file's hash, with its beat file's where it has one
     jobs: list[ParseJob] = []
@@ -186,85 +351,31 @@ def run(
         keys.append(cache_key)
         job = ParseJob(str(source.path), cfg.expand_repeats, decl.meter_override_file)
         jobs.append(job)
-        cached = _load_cached(_cache_path(cache_dir, cache_key, job)) if cache_dir else None
-        if cached is not None:
-            outcomes[i] = cached
+        if _cache_path(store, cache_key, job).is_file():
             if on_done:
                 on_done(1)
         else:
             to_parse.append(i)
+    failures: dict[int, Outcome[Parsed]] = {}
     finished = iter_items(
         parse_job,
         [jobs[i] for i in to_parse],
-        limits=Limits(cfg.timeout_s, cfg.memory_mb),
+        limits=limits,
         scheduler=scheduler,
         workers=workers,
         preload=PRELOAD,
     )
     for k, outcome in finished:
         i = to_parse[k]
-        outcomes[i] = outcome
-        if cache_dir:  # as each file finishes, so that a killed run keeps what it parsed
-            _store_cached(_cache_path(cache_dir, keys[i], jobs[i]), outcome)
+        # Stored as each file finishes: a killed run keeps what it parsed, and this process
+        # never holds more than one file's scores.
+        if not _store_cached(_cache_path(store, keys[i], jobs[i]), outcome):
+            failures[i] = outcome
         if on_done:
             on_done(1)
-
-    scores: list[tuple[Score, dict[str, Any]]] = []
-    decisions: list[Decision] = []
-    for i, source in enumerate(files):
-        decl = decls[source.corpus]
-        outcome = outcomes[i]
-        if not outcome.ok:
-            decisions.append(
-                _file_quarantined(source, _reason(outcome.reason or "error"), outcome.detail)
-            )
-            continue
-        parsed = outcome.value or []
-        if not parsed:
-            decisions.append(_file_quarantined(source, "no_scores", "the file holds no score"))
-            continue
-        seen: dict[str, int] = {}
-        for piece in parsed:
-            item = piece.item if isinstance(piece, ItemFailure) else piece.meta.collection_item
-            item_id = source.id + (f"#X:{item}" if item is not None else "")
-            seen[item_id] = seen.get(item_id, 0) + 1
-            if seen[item_id] > 1:  # a collection that reuses an X: number
-                item_id += f".{seen[item_id]}"
-            if isinstance(piece, ItemFailure):
-                decisions.append(
-                    Decision(
-                        item_id,
-                        source.corpus,
-                        source.rel_path,
-                        item,
-                        STAGE,
-                        quarantined(piece.reason),
-                        piece.detail,
-                    )
-                )
-                continue
-            score = piece
-            meta = ScoreMeta(item_id, score.meta.title, score.meta.composer, source.rel_path, item)
-            score = score.replace(meta=meta)
-            row = {
-                "id": item_id,
-                "corpus": source.corpus,
-                "rel_path": source.rel_path,
-                "item": item,
-                "sha256": shas[i],
-                "genre": decl.genre,
-                "composer": decl.composer_for(source.rel_path),
-                "priority": decl.priority,
-                "title": score.meta.title,
-                "source_composer": score.meta.composer,
-                "notes": len(score.notes),
-                "bars": len(score.bars),
-            }
-            scores.append((score, row))
-            decisions.append(
-                Decision(item_id, source.corpus, source.rel_path, item, STAGE, ACCEPTED)
-            )
-    return IngestResult(scores, decisions, parsed=len(to_parse), cached=len(files) - len(to_parse))
+    return IngestResult(
+        files, decls, jobs, shas, keys, store, spool, failures, len(to_parse), limits
+    )
 
 
 def _file_quarantined(source: SourceFile, reason: str, detail: str) -> Decision:
@@ -281,14 +392,15 @@ def _reason(raw: str) -> str:
     return _REASONS.get(raw, raw)
 
 
-def write_outputs(result: IngestResult, out_dir: Path) -> None:
-    """Write pieces, notes and decisions (atomically, deterministic order)."""
-    ordered = sorted(result.scores, key=lambda pair: pair[0].meta.id)
-    rows = []
-    for score, row in ordered:
-        body = score_to_dict(score)
-        body["notes"] = []  # notes live in notes.parquet
-        rows.append({**row, "score_json": json.dumps(body, sort_keys=True)})
-    write_table_atomic(pa.Table.from_pylist(rows, schema=PIECES_SCHEMA), out_dir / "pieces.parquet")
-    write_table_atomic(notes_table(s for s, _ in ordered), out_dir / "notes.parquet")
-    write_decisions(result.decisions, out_dir / "decisions.parquet")
+def write_outputs(
+    result: IngestResult, out_dir: Path, on_file: Callable[[int], None] | None = None
+) -> list[Decision]:
+    """Write pieces, notes and decisions (atomically, in id order, streamed); the decisions."""
+    decisions: list[Decision] = []
+    with ScoreWriter(out_dir, PIECES_SCHEMA) as writer:
+        for entry in result.entries(on_file):
+            decisions.append(entry.decision)
+            if entry.score is not None and entry.row is not None:
+                writer.write(entry.row, entry.score)
+    write_decisions(decisions, out_dir / "decisions.parquet")
+    return decisions
