@@ -4,11 +4,14 @@ A pathological file (a parser that hangs, a zip bomb, a crash in a C extension) 
 `Outcome` with a reason (`timeout`, `memory_limit`, `crash`), never a hung or dead build. The
 scheduler is a local Dask cluster (one single-threaded worker process per core) by default, or an
 existing distributed cluster at `scheduler` (`tcp://host:port`), or `"inline"` (no Dask: the
-calling process, for tests and one-core runs). Results come back in input order.
+calling process, for tests and one-core runs). `run_items` returns results in input order.
 
 Isolation forks with `os.fork` (not multiprocessing, whose daemonic Dask workers may not have
-children); the child sets RLIMIT_AS, runs the function and sends the pickled result through a
-pipe. The parent reads with a deadline and kills the child when it passes.
+children); the child sets RLIMIT_AS, runs the function over a batch of items and sends each
+pickled result through a pipe as it finishes. The parent reads with a per-item deadline and kills
+the child when it passes; the items after a failed one run again in a fresh child. Items of one
+batch share a process, so state a parser leaks (a module-level cache) can reach the next item;
+batches are small (MAX_BATCH) and a memory limit applies to the child as a whole.
 """
 
 from __future__ import annotations
@@ -55,6 +58,31 @@ class Outcome(Generic[R]):
 
 def run_isolated(func: Callable[[T], R], item: T, limits: Limits) -> Outcome[R]:
     """Run `func(item)` in a forked child under `limits`."""
+    return run_isolated_batch(func, [item], limits)[0]
+
+
+def run_isolated_batch(
+    func: Callable[[T], R], items: Sequence[T], limits: Limits
+) -> list[Outcome[R]]:
+    """Run `func` over `items`, in order, in as few forked children as failures allow.
+
+    One child works through the batch and sends each outcome as it finishes, so a fork (about
+    10 ms from a process that has music21 loaded) is paid per batch, not per item. The time limit
+    applies to each item: the deadline moves on with every outcome received. When the child
+    hangs, crashes or is killed, the item it was working on gets that failure and the items
+    after it start again in a fresh child.
+    """
+    outcomes: list[Outcome[R]] = []
+    while len(outcomes) < len(items):
+        outcomes.extend(_run_child(func, items[len(outcomes) :], limits))
+    return outcomes
+
+
+_FRAME = 8  # bytes of the length prefix of each outcome the child sends
+
+
+def _run_child(func: Callable[[T], R], items: Sequence[T], limits: Limits) -> list[Outcome[R]]:
+    """Fork one child over `items`; the outcomes it sent, plus the failure that stopped it."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
@@ -67,23 +95,21 @@ def run_isolated(func: Callable[[T], R], item: T, limits: Limits) -> Outcome[R]:
             if limits.memory_mb:
                 cap = limits.memory_mb * 1024 * 1024
                 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-            try:
-                payload: Outcome[R] = Outcome(value=func(item))
-            except MemoryError:
-                payload = Outcome(reason="memory_limit", detail=f"exceeded {limits.memory_mb} MB")
-            except Exception as exc:
-                reason = getattr(exc, "reason", None) or type(exc).__name__
-                payload = Outcome(reason=str(reason), detail=" ".join(str(exc).split())[:300])
-            data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(write_fd, "wb") as pipe:
-                pipe.write(data)
+                for item in items:
+                    data = pickle.dumps(
+                        _outcome(func, item, limits), protocol=pickle.HIGHEST_PROTOCOL
+                    )
+                    pipe.write(len(data).to_bytes(_FRAME, "big") + data)
+                    pipe.flush()
         except BaseException:  # the child must never return into the caller's stack
             traceback.print_exc(file=sys.stderr)
             code = 1
         finally:
             os._exit(code)
     os.close(write_fd)
-    chunks: list[bytes] = []
+    outcomes: list[Outcome[R]] = []
+    buffer = bytearray()
     deadline = time.monotonic() + limits.timeout_s if limits.timeout_s else None
     timed_out = False
     with os.fdopen(read_fd, "rb") as pipe:
@@ -97,25 +123,48 @@ def run_isolated(func: Callable[[T], R], item: T, limits: Limits) -> Outcome[R]:
             chunk = os.read(pipe.fileno(), 1 << 20)
             if not chunk:
                 break
-            chunks.append(chunk)
+            buffer += chunk
+            while len(buffer) >= _FRAME:
+                size = int.from_bytes(buffer[:_FRAME], "big")
+                if len(buffer) < _FRAME + size:
+                    break
+                outcomes.append(pickle.loads(buffer[_FRAME : _FRAME + size]))  # our own child's
+                del buffer[: _FRAME + size]
+                if deadline is not None:  # the next item's time starts now
+                    deadline = time.monotonic() + limits.timeout_s
     _, status = os.waitpid(pid, 0)
+    if len(outcomes) == len(items):
+        return outcomes
     if timed_out:
-        return Outcome(reason="timeout", detail=f"still running after {limits.timeout_s:g} s")
-    if chunks:
-        result: Outcome[R] = pickle.loads(b"".join(chunks))  # our own child's bytes
-        return result
-    if os.WIFSIGNALED(status):
+        failure: Outcome[R] = Outcome(
+            reason="timeout", detail=f"still running after {limits.timeout_s:g} s"
+        )
+    elif os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         reason = "memory_limit" if sig == signal.SIGKILL else "crash"
-        return Outcome(reason=reason, detail=f"worker child killed by signal {sig}")
-    return Outcome(
-        reason="crash", detail=f"worker child exited with status {os.WEXITSTATUS(status)}"
-    )
+        failure = Outcome(reason=reason, detail=f"worker child killed by signal {sig}")
+    else:
+        code = os.WEXITSTATUS(status)
+        failure = Outcome(reason="crash", detail=f"worker child exited with status {code}")
+    return [*outcomes, failure]
 
 
-def _task(func: Callable[[T], R], item: T, limits: Limits, preload: tuple[str, ...]) -> Outcome[R]:
+def _outcome(func: Callable[[T], R], item: T, limits: Limits) -> Outcome[R]:
+    """`func(item)` as an outcome: its value, or the reason it failed (runs in the child)."""
+    try:
+        return Outcome(value=func(item))
+    except MemoryError:
+        return Outcome(reason="memory_limit", detail=f"exceeded {limits.memory_mb} MB")
+    except Exception as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        return Outcome(reason=str(reason), detail=" ".join(str(exc).split())[:300])
+
+
+def _task(
+    func: Callable[[T], R], items: Sequence[T], limits: Limits, preload: tuple[str, ...]
+) -> list[Outcome[R]]:
     _preload(preload)
-    return run_isolated(func, item, limits)
+    return run_isolated_batch(func, items, limits)
 
 
 def _preload(modules: Sequence[str]) -> None:
@@ -144,7 +193,7 @@ def run_items(
     """
     results: list[Outcome[R] | None] = [None] * len(items)
     for index, outcome in iter_items(
-        func, items, limits=limits, scheduler=scheduler, workers=workers
+        func, items, limits=limits, scheduler=scheduler, workers=workers, preload=preload
     ):
         results[index] = outcome
         if on_done:
@@ -160,17 +209,31 @@ def iter_items(
     scheduler: str | None = None,
     workers: int | None = None,
     preload: tuple[str, ...] = (),
+    batch: int | None = None,
 ) -> Iterator[tuple[int, Outcome[R]]]:
-    """Like `run_items`, but yield (input index, outcome) as each item finishes."""
+    """Like `run_items`, but yield (input index, outcome) as each batch of items finishes.
+
+    `batch`: items per forked child (and per Dask task). By default up to MAX_BATCH, fewer when
+    there are too few items to give every worker several batches.
+    """
     limits = limits or Limits()
     if not items:
         return
     if scheduler == "inline":
         _preload(preload)
-        for index, item in enumerate(items):
-            yield index, run_isolated(func, item, limits)
+        for start, chunk in _batches(items, batch or MAX_BATCH):
+            for offset, outcome in enumerate(run_isolated_batch(func, chunk, limits)):
+                yield start + offset, outcome
         return
-    yield from _iter_dask(func, items, limits, scheduler, workers, preload)
+    yield from _iter_dask(func, items, limits, scheduler, workers, preload, batch)
+
+
+MAX_BATCH = 16  # items per child: the fork costs as much as parsing a small MIDI file
+
+
+def _batches(items: Sequence[T], size: int) -> list[tuple[int, Sequence[T]]]:
+    """(start index, items) chunks of at most `size`."""
+    return [(start, items[start : start + size]) for start in range(0, len(items), size)]
 
 
 def _iter_dask(
@@ -180,6 +243,7 @@ def _iter_dask(
     scheduler: str | None,
     workers: int | None,
     preload: tuple[str, ...],
+    batch: int | None,
 ) -> Iterator[tuple[int, Outcome[R]]]:
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -198,11 +262,18 @@ def _iter_dask(
     else:
         client = Client(scheduler)
     try:
-        futures = [client.submit(_task, func, item, limits, preload, pure=False) for item in items]
-        index = {f.key: i for i, f in enumerate(futures)}
+        if batch is None:  # several batches per worker slot, so that the load balances
+            slots = max(1, sum(client.nthreads().values()))
+            batch = max(1, min(MAX_BATCH, len(items) // (4 * slots)))
+        chunks = _batches(items, batch)
+        futures = [
+            client.submit(_task, func, chunk, limits, preload, pure=False) for _, chunk in chunks
+        ]
+        start_of = {f.key: start for f, (start, _) in zip(futures, chunks, strict=True)}
         for future in as_completed(futures):
-            outcome: Outcome[R] = future.result()
-            yield index[future.key], outcome
+            outcomes: list[Outcome[R]] = future.result()
+            for offset, outcome in enumerate(outcomes):
+                yield start_of[future.key] + offset, outcome
             future.release()
     finally:
         client.close()

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from pipeline.errors import ScoreParseError
-from pipeline.executor import Limits, run_isolated, run_items
+from pipeline.executor import Limits, iter_items, run_isolated, run_isolated_batch, run_items
 
 
 def work(x: int) -> int:
@@ -46,3 +46,47 @@ def test_run_items_keeps_order_and_reports_progress(scheduler: str | None) -> No
     assert [o.reason for o in outcomes] == [None, "malformed_xml", None, "timeout"]
     assert sum(done) == 4
     assert run_items(work, [], scheduler=scheduler) == []
+
+
+def test_a_batch_survives_its_failures_and_keeps_order() -> None:
+    """One child per batch: a hang, a bomb or a crash fails that item alone; the items after it
+    run again in a fresh child, and each item gets its own time limit."""
+    started = time.monotonic()
+    outcomes = run_isolated_batch(work, [5, 1, 6, 2, 7, 4, 8, 3, 9], LIMITS)
+    assert [o.value for o in outcomes] == [50, None, 60, None, 70, None, 80, None, 90]
+    reasons = [o.reason for o in outcomes]
+    assert reasons == [
+        None,
+        "timeout",
+        None,
+        "memory_limit",
+        None,
+        "crash",
+        None,
+        "malformed_xml",
+        None,
+    ]
+    assert time.monotonic() - started < 20  # one timeout of 3 s, not one per remaining item
+
+
+def slow_ok(x: int) -> int:
+    time.sleep(1.2)
+    return x
+
+
+def test_the_time_limit_is_per_item_not_per_batch() -> None:
+    outcomes = run_isolated_batch(slow_ok, [1, 2, 3, 4], Limits(timeout_s=2, memory_mb=0))
+    assert [o.value for o in outcomes] == [1, 2, 3, 4]  # 4.8 s in all, under 2 s each
+
+
+def pid_of(_: int) -> int:
+    return os.getpid()
+
+
+@pytest.mark.parametrize("scheduler", ["inline", None])
+def test_items_share_a_child_within_a_batch(scheduler: str | None) -> None:
+    pairs = sorted(iter_items(pid_of, list(range(12)), scheduler=scheduler, workers=2, batch=4))
+    assert [i for i, _ in pairs] == list(range(12))
+    pids = [o.value for _, o in pairs]
+    assert all(len(set(pids[k : k + 4])) == 1 for k in range(0, 12, 4))
+    assert len(set(pids)) == 3
