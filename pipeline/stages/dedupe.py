@@ -69,16 +69,16 @@ class DedupeConfig:
             raise ValueError("ngram must be at least 2")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Signature:
-    """What dedupe needs of one item."""
+    """What dedupe needs of one item (kept for every item until the groups are known)."""
 
     id: str
     sha256: str  # content hash of the file, plus `#<item>` for an item of a collection
     priority: int
     notes: int
     identity: str
-    shingles: frozenset[int]
+    shingles: np.ndarray  # sorted, distinct uint32: 4 bytes a shingle, not a Python int's 60
 
 
 def identity_hash(score: Score) -> str:
@@ -113,8 +113,8 @@ def _line_shingles(line: Sequence[tuple[Fraction, int]], n: int, tag: int) -> It
         yield hash((tag, *steps[i : i + n])) & 0x7FFFFFFF
 
 
-def shingles(score: Score, n: int) -> frozenset[int]:
-    """Shingles of every part's line (its top note per onset), pooled (ints below 2**31).
+def shingles(score: Score, n: int) -> np.ndarray:
+    """Shingles of every part's line (its top note per onset), pooled: sorted distinct uint32.
 
     Per part, not over the whole texture: two editions of a quartet or a sonata differ in many
     small places (a tie, an inner voice, a grace note), and a line drawn through all parts changes
@@ -127,7 +127,7 @@ def shingles(score: Score, n: int) -> frozenset[int]:
     out: set[int] = set()
     for line in lines.values():
         out.update(_line_shingles(sorted(line.items()), n, 0))
-    return frozenset(out)
+    return np.array(sorted(out), dtype=np.uint32)
 
 
 def signature(score: Score, row: Mapping[str, Any], cfg: DedupeConfig) -> Signature:
@@ -168,17 +168,18 @@ def minhashes(sigs: Sequence[Signature], cfg: DedupeConfig) -> np.ndarray:
     b = rng.integers(0, _PRIME, size=cfg.num_perm, dtype=np.uint64)
     out = np.full((len(sigs), cfg.num_perm), _PRIME, dtype=np.uint64)
     for i, sig in enumerate(sigs):
-        if sig.shingles:
-            x = np.fromiter(sorted(sig.shingles), dtype=np.uint64)
+        if sig.shingles.size:
+            x = sig.shingles.astype(np.uint64)
             out[i] = ((a[:, None] * x[None, :] + b[:, None]) % _PRIME).min(axis=1)
     return out
 
 
-def containment(a: frozenset[int], b: frozenset[int]) -> float:
-    """|A ∩ B| / min(|A|, |B|) (0 when either is empty)."""
-    if not a or not b:
+def containment(a: np.ndarray, b: np.ndarray) -> float:
+    """|A ∩ B| / min(|A|, |B|) of two shingle arrays (0 when either is empty)."""
+    if not a.size or not b.size:
         return 0.0
-    return len(a & b) / min(len(a), len(b))
+    common = np.intersect1d(a, b, assume_unique=True).size
+    return float(common / min(a.size, b.size))
 
 
 @dataclass(frozen=True)
