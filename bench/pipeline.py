@@ -21,7 +21,7 @@ cache, reporting items/s and peak RSS per stage and the growth of the peak from 
 
     python bench/pipeline.py                                  # quick profile + scaling (minutes)
     python bench/pipeline.py --profiles default full --scaling-corpus m21-palestrina --scaling-base 300
-    python bench/pipeline.py --synthetic --out bench/results/pipeline_synthetic.json   # about 2 hours
+    python bench/pipeline.py --synthetic --out bench/results/pipeline_synthetic.json   # about an hour
 """
 
 from __future__ import annotations

@@ -366,29 +366,42 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Folder to write (e.g. <data root>/synthetic); existing files of the same seed are kept.",
+    help="Folder to write, under the data root (e.g. $GNM_DATA_ROOT/synthetic).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth(pieces: int, out_dir: Path, seed: int) -> None:
+@DATA_ROOT_OPTION
+@PARAMS_OPTION
+def synth(
+    pieces: int, out_dir: Path, seed: int, data_root: str | None, params_path: str | None
+) -> None:
     """Write a synthetic MIDI corpus for load tests: distinct generated scores, not copies.
 
-    Piece i of a seed is always the same file, so a larger corpus extends a smaller one.
-    Declare it with the printed YAML (or `gnm data add-corpus`) to run it through the build.
+    Piece i of a seed is always the same file, so a larger corpus extends a smaller one (a
+    folder holds one seed; another is refused). Save the printed YAML as corpora/<name>.yaml
+    to run it through the build.
 
     \b
     Example:
-      gnm data synth --pieces 137080 --out ../shared/scratch/synthetic
+      gnm data synth --pieces 137080 --out "$GNM_DATA_ROOT/synthetic"
     """
     from pipeline import synthetic
 
+    root = _data_root(data_root, load_params(params_path))
     started = time.perf_counter()
     with progress(pieces, "synth") as advance:
         synthetic.write_corpus(out_dir, pieces, seed, on_done=advance)
-    click.echo(
-        f"synth: {pieces} scores under {out_dir} in {time.perf_counter() - started:.1f} s; "
-        "a declaration for it (corpora/synthetic.yaml, path relative to the data root):"
-    )
-    click.echo(synthetic.declaration("synthetic", out_dir.name), nl=False)
+    click.echo(f"synth: {pieces} scores under {out_dir} in {time.perf_counter() - started:.1f} s")
+    try:
+        folder = out_dir.resolve().relative_to(root.resolve()) if root else None
+    except ValueError:
+        folder = None
+    if folder is None:
+        raise GnmError(
+            f"{out_dir} is not under the data root ({root}): a declaration cannot name it; "
+            "move it there or pass --data-root"
+        )
+    click.echo(f"a declaration for it (corpora/synthetic.yaml), data root {root}:")
+    click.echo(synthetic.declaration("synthetic", folder.as_posix()), nl=False)
 
 
 @data.command("add-corpus")

@@ -16,6 +16,7 @@ batches are small (MAX_BATCH) and a memory limit applies to the child as a whole
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import importlib
 import os
@@ -69,22 +70,35 @@ def run_isolated_batch(
     One child works through the batch and sends each outcome as it finishes, so a fork (about
     10 ms from a process that has music21 loaded) is paid per batch, not per item. The time limit
     applies to each item: the deadline moves on with every outcome received. When the child
-    hangs, crashes or is killed, the item it was working on gets that failure and the items
-    after it start again in a fresh child.
+    hangs, crashes or runs out of memory, the item it was working on gets that failure and the
+    items after it start again in a fresh child. A `memory_limit` or `crash` of an item that was
+    not its child's first is confirmed in a child of its own first, so that memory or state the
+    earlier items left behind never decides an item's outcome.
     """
     outcomes: list[Outcome[R]] = []
     while len(outcomes) < len(items):
-        outcomes.extend(_run_child(func, items[len(outcomes) :], limits))
+        rest = items[len(outcomes) :]
+        for k, outcome in enumerate(_run_child(func, rest, limits)):
+            if k > 0 and outcome.reason in _STATEFUL:
+                outcome = _run_child(func, rest[k : k + 1], limits)[0]
+            outcomes.append(outcome)
     return outcomes
 
 
 _FRAME = 8  # bytes of the length prefix of each outcome the child sends
+_STATEFUL = ("memory_limit", "crash")  # failures that may come from earlier items' leftovers
+_STOPPED = 3  # the child's exit status after a MemoryError: it stops so the rest start afresh
 
 
 def _run_child(func: Callable[[T], R], items: Sequence[T], limits: Limits) -> list[Outcome[R]]:
     """Fork one child over `items`; the outcomes it sent, plus the failure that stopped it."""
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
     if pid == 0:  # child
         os.close(read_fd)
         # A crash here is an outcome, not news: don't let an inherited faulthandler (pytest's)
@@ -97,11 +111,13 @@ def _run_child(func: Callable[[T], R], items: Sequence[T], limits: Limits) -> li
                 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
             with os.fdopen(write_fd, "wb") as pipe:
                 for item in items:
-                    data = pickle.dumps(
-                        _outcome(func, item, limits), protocol=pickle.HIGHEST_PROTOCOL
-                    )
+                    outcome = _outcome(func, item, limits)
+                    data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
                     pipe.write(len(data).to_bytes(_FRAME, "big") + data)
                     pipe.flush()
+                    if outcome.reason == "memory_limit":  # the heap may be in pieces: stop
+                        code = _STOPPED
+                        break
         except BaseException:  # the child must never return into the caller's stack
             traceback.print_exc(file=sys.stderr)
             code = 1
@@ -109,31 +125,18 @@ def _run_child(func: Callable[[T], R], items: Sequence[T], limits: Limits) -> li
             os._exit(code)
     os.close(write_fd)
     outcomes: list[Outcome[R]] = []
-    buffer = bytearray()
-    deadline = time.monotonic() + limits.timeout_s if limits.timeout_s else None
     timed_out = False
-    with os.fdopen(read_fd, "rb") as pipe:
-        while True:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([pipe], [], [], wait)
-            if not ready:
-                timed_out = True
+    reaped = False
+    try:
+        timed_out = _read_frames(read_fd, pid, limits, outcomes)
+        _, status = os.waitpid(pid, 0)
+        reaped = True
+    finally:
+        if not reaped:  # interrupted, or a frame would not unpickle: never leave the child
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-                break
-            chunk = os.read(pipe.fileno(), 1 << 20)
-            if not chunk:
-                break
-            buffer += chunk
-            while len(buffer) >= _FRAME:
-                size = int.from_bytes(buffer[:_FRAME], "big")
-                if len(buffer) < _FRAME + size:
-                    break
-                outcomes.append(pickle.loads(buffer[_FRAME : _FRAME + size]))  # our own child's
-                del buffer[: _FRAME + size]
-                if deadline is not None:  # the next item's time starts now
-                    deadline = time.monotonic() + limits.timeout_s
-    _, status = os.waitpid(pid, 0)
-    if len(outcomes) == len(items):
+            os.waitpid(pid, 0)
+    if len(outcomes) == len(items) or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == _STOPPED):
         return outcomes
     if timed_out:
         failure: Outcome[R] = Outcome(
@@ -147,6 +150,34 @@ def _run_child(func: Callable[[T], R], items: Sequence[T], limits: Limits) -> li
         code = os.WEXITSTATUS(status)
         failure = Outcome(reason="crash", detail=f"worker child exited with status {code}")
     return [*outcomes, failure]
+
+
+def _read_frames(read_fd: int, pid: int, limits: Limits, outcomes: list[Outcome[R]]) -> bool:
+    """Append the child's outcomes as they arrive; kill it when an item overruns. Timed out?"""
+    buffer = bytearray()
+    deadline = time.monotonic() + limits.timeout_s if limits.timeout_s else None
+    timed_out = False
+    with os.fdopen(read_fd, "rb") as pipe:
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([pipe], [], [], wait)
+            if not ready:  # read on after the kill: whole frames already sent still count
+                timed_out = True
+                os.kill(pid, signal.SIGKILL)
+                deadline = None
+                continue
+            chunk = os.read(pipe.fileno(), 1 << 20)
+            if not chunk:
+                return timed_out
+            buffer += chunk
+            while len(buffer) >= _FRAME:
+                size = int.from_bytes(buffer[:_FRAME], "big")
+                if len(buffer) < _FRAME + size:
+                    break
+                outcomes.append(pickle.loads(buffer[_FRAME : _FRAME + size]))  # our own child's
+                del buffer[: _FRAME + size]
+                if deadline is not None:  # the next item's time starts now
+                    deadline = time.monotonic() + limits.timeout_s
 
 
 def _outcome(func: Callable[[T], R], item: T, limits: Limits) -> Outcome[R]:

@@ -5,21 +5,27 @@ meter normalisation splits, such as 5/4, 9/8 and 12/8), a tempo, a key, a melody
 scale in rhythm cells that fill each beat exactly (triplets and dotted figures included), an
 optional bass line, and a closing tonic. Every piece is different, so deduplication keeps them
 all, and a corpus of any size is generated without copying a file. `write_corpus` spreads the
-files over folders of 1,000 (`00000/000000.mid`, ...).
+files over folders of 1,000 (`00000/000000.mid`, ...) and records the seed in `.synthetic.json`, so
+that one folder never mixes two seeds.
 
-    gnm data synth --pieces 137000 --out /tmp/synthetic     # about ten times the default profile
+    gnm data synth --pieces 137080 --out "$GNM_DATA_ROOT/synthetic"  # 10x the default profile
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from pipeline.errors import GnmError
+
 TICKS_PER_BEAT = 480
 PER_FOLDER = 1000
+MARKER = ".synthetic.json"
+FORMAT = 1  # bump when a seed's pieces change
 
 # (meter, weight): mostly what the vocabulary holds, some that meter normalisation must split.
 METERS: tuple[tuple[str, int], ...] = (
@@ -151,10 +157,14 @@ def midi_bytes(p: SynthPiece) -> bytes:
     corpus of a hundred thousand files); the pipeline reads it back with its MIDI reader.
     """
     num, den = (int(x) for x in p.meter.split("/"))
+    if den & (den - 1) or not 0 < num < 128:
+        raise ValueError(f"{p.meter}: MIDI needs a power-of-two denominator")
     micros = round(60_000_000 / p.bpm)
+    title = p.title.encode()
     conductor = [
-        (0, 0, b"\xff\x58\x04" + bytes([num, den.bit_length() - 1, 24, 8])),
-        (0, 1, b"\xff\x51\x03" + micros.to_bytes(3, "big")),
+        (0, 0, b"\xff\x03" + _vlq(len(title)) + title),
+        (0, 1, b"\xff\x58\x04" + bytes([num, den.bit_length() - 1, 24, 8])),
+        (0, 2, b"\xff\x51\x03" + micros.to_bytes(3, "big")),
     ]
     tracks = [_track(conductor)]
     parts = (("melody", 73, p.melody), ("bass", 32, p.bass))
@@ -201,10 +211,22 @@ def write_corpus(
     """Write pieces `start` .. `start + pieces - 1` of `seed` under `out_dir`; their paths.
 
     A file that already exists is kept (the content is a function of seed and index), so a
-    larger corpus reuses a smaller one's files and an interrupted run resumes.
+    larger corpus reuses a smaller one's files and an interrupted run resumes. A folder written
+    with another seed (or generator format) is refused.
     """
     if pieces < 0 or start < 0:
         raise ValueError("pieces and start must be >= 0")
+    marker = out_dir / MARKER
+    stamp = {"seed": seed, "format": FORMAT}
+    if marker.is_file():
+        found = json.loads(marker.read_text())
+        if found != stamp:
+            raise GnmError(
+                f"{out_dir} holds synthetic pieces of {found}, not {stamp}: use another folder"
+            )
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(stamp) + "\n")
     paths: list[Path] = []
     for index in range(start, start + pieces):
         path = out_dir / relative_path(index)

@@ -81,11 +81,14 @@ def test_distributed_cluster_gives_the_same_result_as_local(tmp_path: Path, clus
     )
     decl = load_declaration(decl_path)
     files = decl.files(tmp_path / "data")
-    local = ingest.run(files, {"mixed": decl}, IngestConfig(), None, scheduler="inline")
-    remote = ingest.run(files, {"mixed": decl}, IngestConfig(), None, scheduler=cluster)
-    assert remote.decisions() == local.decisions()
-    assert [s for s, _ in remote.scores()] == [s for s, _ in local.scores()]
-    assert {d.status for d in remote.decisions()} == {
+    with (
+        ingest.run(files, {"mixed": decl}, IngestConfig(), None, scheduler="inline") as local,
+        ingest.run(files, {"mixed": decl}, IngestConfig(), None, scheduler=cluster) as remote,
+    ):
+        assert remote.decisions() == local.decisions()
+        assert [s for s, _ in remote.scores()] == [s for s, _ in local.scores()]
+        statuses = {d.status for d in remote.decisions()}
+    assert statuses == {
         "accepted",
         "quarantined:bad_midi",
         "quarantined:encoding",

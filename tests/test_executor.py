@@ -9,8 +9,17 @@ import pytest
 from pipeline.errors import ScoreParseError
 from pipeline.executor import Limits, iter_items, run_isolated, run_isolated_batch, run_items
 
+LEAKED: list[bytearray] = []
+
 
 def work(x: int) -> int:
+    if x == 10:
+        os._exit(0)  # a library that exits the process
+    if x == 11:
+        LEAKED.append(bytearray(350 * 2**20))  # state an item leaves behind in its process
+        return 110
+    if x == 12:
+        return len(bytearray(350 * 2**20)) // 2**20
     if x == 1:
         time.sleep(60)  # a parser that hangs
     if x == 2:
@@ -90,3 +99,19 @@ def test_items_share_a_child_within_a_batch(scheduler: str | None) -> None:
     pids = [o.value for _, o in pairs]
     assert all(len(set(pids[k : k + 4])) == 1 for k in range(0, 12, 4))
     assert len(set(pids)) == 3
+
+
+def test_an_item_that_exits_the_child_fails_alone() -> None:
+    outcomes = run_isolated_batch(work, [5, 10, 6], LIMITS)
+    assert [o.value for o in outcomes] == [50, None, 60]
+    assert outcomes[1].reason == "crash" and "status 0" in outcomes[1].detail
+
+
+def test_memory_left_behind_by_an_earlier_item_never_fails_a_later_one() -> None:
+    """Together, items 11 and 12 exceed the cap; each alone fits. Item 12 runs out of memory
+    in the shared child, is confirmed alone, and passes."""
+    with open("/proc/self/statm") as statm:
+        used_mb = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE") // 2**20
+    limits = Limits(timeout_s=30, memory_mb=used_mb + 600)
+    outcomes = run_isolated_batch(work, [11, 12, 5], limits)
+    assert [o.value for o in outcomes] == [110, 350, 50], [o.reason for o in outcomes]

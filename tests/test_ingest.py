@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.corpora import load_declaration
+from pipeline.errors import GnmError
 from pipeline.ledger import merge, summary
 from pipeline.score_store import iter_scores
 from pipeline.stages import ingest
@@ -186,10 +187,15 @@ def test_a_cache_entry_lost_between_the_phases_is_parsed_again(tmp_path: Path) -
     expected = first.decisions()
     second = ingest.run(files, {"mixed": decl}, IngestConfig(), cache, scheduler="inline")
     assert second.parsed == 0
-    victim = sorted(cache.rglob("*.json"))[0]
-    victim.write_text('{"items": [')  # torn by a bad disk, or deleted by a cache cleaner
+    victims = sorted(cache.rglob("*.json"))[:3]
+    victims[0].write_text('{"items": [')  # torn by a bad disk
+    victims[1].write_bytes(b"\xff\xfe garbage")  # not even UTF-8
+    victims[2].write_text('{"items": [{"score": {"meta": 1}}]}')  # valid JSON, wrong layout
     assert second.decisions() == expected
-    assert (second.parsed, second.cached) == (1, len(files) - 1)
+    assert (second.parsed, second.cached) == (3, len(files) - 3)
+    assert second.decisions() == expected and second.parsed == 3  # counted once, not per read
+    third = ingest.run(files, {"mixed": decl}, IngestConfig(), cache, scheduler="inline")
+    assert third.decisions() == expected and third.parsed == 0  # the entries were repaired
 
 
 def test_without_a_cache_the_spool_is_removed_on_close(tmp_path: Path) -> None:
@@ -201,3 +207,27 @@ def test_without_a_cache_the_spool_is_removed_on_close(tmp_path: Path) -> None:
         assert any(spool.rglob("*.json"))
         assert len(result.decisions()) == sum(GOOD.values())
     assert not spool.exists()
+    with pytest.raises(GnmError, match="after close"):
+        result.decisions()
+
+
+def test_a_failed_run_leaves_no_spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, decl_path = make_corpus(tmp_path)
+    decl = load_declaration(decl_path)
+    files = [f for f in decl.files(root) if f.rel_path in GOOD]
+    spools: list[str] = []
+    real = ingest.tempfile.TemporaryDirectory
+
+    def recording(**kw: str) -> object:
+        spool = real(**kw)
+        spools.append(spool.name)
+        return spool
+
+    def interrupted(*args: object, **kw: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest.tempfile, "TemporaryDirectory", recording)
+    monkeypatch.setattr(ingest, "iter_items", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ingest.run(files, {"mixed": decl}, IngestConfig(), None, scheduler="inline")
+    assert len(spools) == 1 and not Path(spools[0]).exists()

@@ -4,6 +4,7 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -82,12 +83,64 @@ def test_a_larger_corpus_extends_a_smaller_one(tmp_path: Path) -> None:
 
 
 def test_gnm_data_synth_writes_files_and_a_valid_declaration(tmp_path: Path) -> None:
-    out = tmp_path / "synthetic"
-    result = CliRunner().invoke(main, ["data", "synth", "--pieces", "12", "--out", str(out)])
+    out = tmp_path / "load" / "synthetic"
+    args = ["data", "synth", "--pieces", "12", "--data-root", str(tmp_path)]
+    result = CliRunner().invoke(main, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert len(list(out.rglob("*.mid"))) == 12
-    yaml_text = result.output.split("\n", 1)[1]
+    yaml_text = result.output.split(":\n", 1)[1]
+    assert "path: load/synthetic" in yaml_text
     (tmp_path / "synthetic.yaml").write_text(yaml_text)
     assert len(load_declaration(tmp_path / "synthetic.yaml").files(tmp_path)) == 12
     bad = CliRunner().invoke(main, ["data", "synth", "--pieces", "0", "--out", str(out)])
     assert bad.exit_code != 0 and "--pieces" in bad.output
+    outside = CliRunner().invoke(
+        main,
+        ["data", "synth", "--pieces", "1", "--out", str(tmp_path / "x"), "--data-root", str(out)],
+    )
+    assert outside.exit_code == 1 and "not under the data root" in outside.output
+    other_seed = CliRunner().invoke(main, [*args, "--out", str(out), "--seed", "7"])
+    assert other_seed.exit_code == 1 and "use another folder" in other_seed.output
+
+
+@pytest.mark.parametrize("meter", [m for m, _ in synthetic.METERS])
+def test_every_meter_fills_its_bars_and_reads_back(meter: str, tmp_path: Path) -> None:
+    index = next(i for i in range(10_000) if synthetic.piece(5, i).meter == meter)
+    p = synthetic.piece(5, index)
+    path = tmp_path / "x.mid"
+    synthetic.write_midi(p, path)
+    (score,) = read_items(path)
+    assert isinstance(score, Score)
+    num, den = (int(x) for x in meter.split("/"))
+    assert [str(b.meter) for b in score.bars] == [meter] * p.bars
+    assert all(b.length == Fraction(4 * num, den) for b in score.bars)
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        (0, b"\x00"),
+        (0x7F, b"\x7f"),
+        (0x80, b"\x81\x00"),
+        (0x3FFF, b"\xff\x7f"),
+        (0x4000, b"\x81\x80\x00"),
+        (0x0FFFFFFF, b"\xff\xff\xff\x7f"),
+    ],
+)
+def test_variable_length_quantities_follow_the_midi_standard(value: int, encoded: bytes) -> None:
+    assert synthetic._vlq(value) == encoded
+
+
+def test_a_repeated_note_ends_before_it_starts_again(tmp_path: Path) -> None:
+    """Two notes of one pitch, end to end: the note-off must precede the note-on at the shared
+    tick, or a reader pairs them wrongly."""
+    notes = (
+        synthetic.SynthNote(Fraction(0), Fraction(1), 60, 80),
+        synthetic.SynthNote(Fraction(1), Fraction(3), 60, 80),
+    )
+    p = synthetic.SynthPiece("t", "4/4", 120.0, 1, notes, ())
+    path = tmp_path / "t.mid"
+    synthetic.write_midi(p, path)
+    (score,) = read_items(path)
+    assert isinstance(score, Score)
+    assert [(n.onset, n.duration) for n in score.notes] == [(0, 1), (1, 3)]

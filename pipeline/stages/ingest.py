@@ -6,9 +6,10 @@ corpus parses only its files), otherwise parse it in an isolated child (see `exe
 cache the result, a failure included. A collection file yields one item per piece, with id
 `<corpus>/<relative path>#X:<n>`; a file that cannot be read is one quarantined item.
 
-Memory does not grow with the corpus: each parsed file goes to the cache (or a temporary spool) as
-it finishes, and the output is written by reading the outcomes back in id order, one file at a
-time, through a `ScoreWriter` (see `IngestResult`).
+Scores are never held for the whole corpus: each parsed file goes to the cache (or a temporary
+spool) as it finishes, and the output is written by reading the outcomes back in id order, one
+file at a time, through a `ScoreWriter` (see `IngestResult`). What does grow with the corpus is
+small: each file's path and hashes, and each item's decision.
 
 Output folder: `pieces.parquet` (one row per parsed item), `notes.parquet` (one row per note) and
 `decisions.parquet` (one row per input item).
@@ -30,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.corpora import CorpusDecl, SourceFile
+from pipeline.errors import GnmError
 from pipeline.executor import Limits, Outcome, iter_items
 from pipeline.ledger import ACCEPTED, Decision, quarantined, write_decisions
 from pipeline.readers import ItemFailure, read_items
@@ -124,16 +126,17 @@ Parsed = list[Score | ItemFailure]
 
 
 def _load_cached(path: Path) -> Outcome[Parsed] | None:
+    """The cached outcome at `path`, or None when it is missing or unreadable in any way."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if data.get("reason"):
-        return Outcome(reason=data["reason"], detail=data.get("detail", ""))
-    items: Parsed = [
-        score_from_dict(s["score"]) if "score" in s else ItemFailure(**s["failure"])
-        for s in data["items"]
-    ]
+        if data.get("reason"):
+            return Outcome(reason=data["reason"], detail=data.get("detail", ""))
+        items: Parsed = [
+            score_from_dict(s["score"]) if "score" in s else ItemFailure(**s["failure"])
+            for s in data["items"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, GnmError):
+        return None  # torn, garbled or of another layout: parse the file again
     return Outcome(value=items)
 
 
@@ -169,10 +172,10 @@ class Entry:
 class IngestResult:
     """One ingest run, streamed: every file's outcome waits on disk until it is read back.
 
-    `run` (phase one) parses what the cache lacks and stores each outcome as it arrives, so the
-    process never holds more than one file's scores. `entries` (phase two) reads the outcomes back
-    and yields every item in id order, merging files so that memory stays at about one file's
-    items whatever the corpus size. Outcomes live in the cache folder, or, without one, in a
+    `run` (phase one) parses what the cache lacks and stores each outcome as it arrives (a batch
+    of files at a time), so the process never holds the corpus's scores. `entries` (phase two)
+    reads the outcomes back and yields every item in id order, merging files so that it holds
+    about one file's items whatever the corpus size. Outcomes live in the cache folder, or, without one, in a
     temporary spool that `close` removes. Outcomes that are never cached (timeouts, crashes) are
     the only ones kept in memory, and they hold no scores.
     """
@@ -194,8 +197,18 @@ class IngestResult:
         self._shas, self._keys, self._store, self._spool = shas, keys, store, spool
         self._failures = failures
         self._limits = limits
-        self.parsed = parsed
-        self.cached = len(files) - parsed
+        self._parsed = parsed
+        self._reparsed: set[int] = set()  # cache entries found unreadable in phase two
+
+    @property
+    def parsed(self) -> int:
+        """Files parsed by this run (the cache lacked them, or held them unreadable)."""
+        return self._parsed + len(self._reparsed)
+
+    @property
+    def cached(self) -> int:
+        """Files whose outcome came from the cache."""
+        return len(self.files) - self.parsed
 
     def entries(self, on_file: Callable[[int], None] | None = None) -> Iterator[Entry]:
         """Every item (accepted or quarantined) in id order; `on_file(1)` after each file read.
@@ -204,6 +217,8 @@ class IngestResult:
         smallest pending item sorts before the next file's id, nothing still unread can precede
         it: the merge yields it and reads each file exactly once.
         """
+        if not self._store.is_dir():
+            raise GnmError(f"ingest result read after close: its spool {self._store} is gone")
         order = sorted(range(len(self.files)), key=lambda i: self.files[i].id)
         pending: list[tuple[str, int, Entry]] = []
         tiebreak = itertools.count()
@@ -246,13 +261,14 @@ class IngestResult:
         loaded = _load_cached(path)
         if loaded is not None:
             return loaded
-        # Gone or unreadable since phase one (another process cleaned the cache, a bad disk
-        # block): parse it again rather than lose the file.
+        # Gone or unreadable since phase one looked it up (a cache cleaner, a torn write on a
+        # bad disk): parse it again, and repair the entry, rather than lose the file.
         _, outcome = next(
             iter_items(parse_job, [self.jobs[i]], limits=self._limits, scheduler="inline")
         )
-        self.parsed += 1
-        self.cached -= 1
+        if not _store_cached(path, outcome):
+            self._failures[i] = outcome
+        self._reparsed.add(i)
         return outcome
 
     def _file_entries(self, i: int) -> list[Entry]:
@@ -267,13 +283,15 @@ class IngestResult:
         if not parsed:
             return [Entry(_file_quarantined(source, "no_scores", "the file holds no score"))]
         entries: list[Entry] = []
-        seen: dict[str, int] = {}
+        used: set[str] = set()
         for piece in parsed:
             item = piece.item if isinstance(piece, ItemFailure) else piece.meta.collection_item
-            item_id = source.id + (f"#X:{item}" if item is not None else "")
-            seen[item_id] = seen.get(item_id, 0) + 1
-            if seen[item_id] > 1:  # a collection that reuses an X: number
-                item_id += f".{seen[item_id]}"
+            base = source.id + (f"#X:{item}" if item is not None else "")
+            item_id, copy = base, 1
+            while item_id in used:  # a collection that reuses an X: number
+                copy += 1
+                item_id = f"{base}.{copy}"
+            used.add(item_id)
             if isinstance(piece, ItemFailure):
                 status = quarantined(piece.reason)
                 entries.append(
@@ -328,11 +346,29 @@ def run(
     manager) to remove it.
     """
     spool = None
-    if cache_dir is None:
+    if cache_dir is None:  # in $TMPDIR: point it at a disk with room for a large corpus
         spool = tempfile.TemporaryDirectory(prefix="gnm-ingest-")
         store = Path(spool.name)
     else:
         store = cache_dir
+    try:
+        return _phase_one(files, decls, cfg, store, spool, scheduler, workers, on_done)
+    except BaseException:
+        if spool is not None:
+            spool.cleanup()
+        raise
+
+
+def _phase_one(
+    files: Sequence[SourceFile],
+    decls: Mapping[str, CorpusDecl],
+    cfg: IngestConfig,
+    store: Path,
+    spool: tempfile.TemporaryDirectory[str] | None,
+    scheduler: str | None,
+    workers: int | None,
+    on_done: Callable[[int], None] | None,
+) -> IngestResult:
     limits = Limits(cfg.timeout_s, cfg.memory_mb)
     shas: list[str] = []
     keys: list[str] = []  # cache keys: the file's hash, with its beat file's where it has one
