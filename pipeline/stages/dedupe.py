@@ -162,11 +162,15 @@ class _UnionFind:
 
 
 def minhashes(sigs: Sequence[Signature], cfg: DedupeConfig) -> np.ndarray:
-    """(items, num_perm) MinHash matrix of the shingle sets (empty sets give all-max rows)."""
+    """(items, num_perm) MinHash matrix of the shingle sets (empty sets give all-max rows).
+
+    Hashes are below the prime 2**31 - 1, so the matrix is uint32 (computed in uint64): half
+    the memory of the one array dedupe holds for every item at once.
+    """
     rng = np.random.default_rng(cfg.seed)
     a = rng.integers(1, _PRIME, size=cfg.num_perm, dtype=np.uint64)
     b = rng.integers(0, _PRIME, size=cfg.num_perm, dtype=np.uint64)
-    out = np.full((len(sigs), cfg.num_perm), _PRIME, dtype=np.uint64)
+    out = np.full((len(sigs), cfg.num_perm), _PRIME, dtype=np.uint32)
     for i, sig in enumerate(sigs):
         if sig.shingles.size:
             x = sig.shingles.astype(np.uint64)
