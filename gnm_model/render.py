@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import GnmError
+from pipeline.ledger import write_text_atomic
 
 SOUNDFONTS = (
     "/usr/share/sounds/sf2/default-GM.sf2",
@@ -113,10 +114,7 @@ def musicxml_to_svg(musicxml: Path, svg: Path, page: int = 1) -> Path:
         raise RenderError(f"{musicxml}: verovio could not read it")
     if page > toolkit.getPageCount():
         raise RenderError(f"{musicxml}: no page {page} (it has {toolkit.getPageCount()})")
-    svg.parent.mkdir(parents=True, exist_ok=True)
-    tmp = svg.with_name(f".{svg.name}.tmp")
-    tmp.write_text(toolkit.renderToSVG(page))
-    tmp.replace(svg)
+    write_text_atomic(svg, toolkit.renderToSVG(page))
     return svg
 
 

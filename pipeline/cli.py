@@ -16,6 +16,7 @@ import click
 from pipeline import __version__
 from pipeline.cli_common import PARAMS_OPTION, tracked
 from pipeline.errors import GnmError, TokenizeError
+from pipeline.ledger import write_text_atomic
 from pipeline.params import Params, load_params
 from pipeline.readers import SUPPORTED_EXTENSIONS, ItemFailure, read_items
 from pipeline.score import Score
@@ -160,7 +161,7 @@ def tokenize(
             if len(objects) == 1
             else "".join(json.dumps(o) + "\n" for o in objects)
         )
-        _write_atomic(output, text)
+        write_text_atomic(output, text)
     if as_json:
         for obj in objects:
             click.echo(json.dumps(obj))
@@ -318,13 +319,6 @@ def demo(out_dir: Path, as_json: bool) -> None:
 from pipeline.data_cli import data  # noqa: E402  (registered after main is defined)
 
 main.add_command(data)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 __all__ = ["SUPPORTED_EXTENSIONS", "main"]

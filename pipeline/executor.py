@@ -125,17 +125,14 @@ def _run_child(func: Callable[[T], R], items: Sequence[T], limits: Limits) -> li
             os._exit(code)
     os.close(write_fd)
     outcomes: list[Outcome[R]] = []
-    timed_out = False
-    reaped = False
     try:
         timed_out = _read_frames(read_fd, pid, limits, outcomes)
-        _, status = os.waitpid(pid, 0)
-        reaped = True
-    finally:
-        if not reaped:  # interrupted, or a frame would not unpickle: never leave the child
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+    except BaseException:  # interrupted, or a frame would not unpickle: never leave the child
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    _, status = os.waitpid(pid, 0)
     if len(outcomes) == len(items) or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == _STOPPED):
         return outcomes
     if timed_out:

@@ -160,8 +160,13 @@ def sha256_file(path: Path) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary name, then rename."""
+    """Write text (UTF-8) to a temporary name, then rename."""
+    write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to a temporary name, then rename: a killed run leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.write_bytes(data)
     tmp.replace(path)

@@ -21,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from pipeline.errors import GnmError
+from pipeline.ledger import write_bytes_atomic
 
 TICKS_PER_BEAT = 480
 PER_FOLDER = 1000
@@ -189,10 +190,7 @@ def midi_bytes(p: SynthPiece) -> bytes:
 
 def write_midi(p: SynthPiece, path: Path) -> None:
     """Write one piece to `path` (atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(midi_bytes(p))
-    tmp.replace(path)
+    write_bytes_atomic(path, midi_bytes(p))
 
 
 def relative_path(index: int) -> str:

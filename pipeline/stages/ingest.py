@@ -33,7 +33,7 @@ import pyarrow as pa
 from pipeline.corpora import CorpusDecl, SourceFile
 from pipeline.errors import GnmError
 from pipeline.executor import Limits, Outcome, iter_items
-from pipeline.ledger import ACCEPTED, Decision, quarantined, write_decisions
+from pipeline.ledger import ACCEPTED, Decision, quarantined, write_decisions, write_text_atomic
 from pipeline.readers import ItemFailure, read_items
 from pipeline.readers.beats import apply_beat_file
 from pipeline.score import Score, ScoreMeta
@@ -153,10 +153,7 @@ def _store_cached(path: Path, outcome: Outcome[Parsed]) -> bool:
         }
     else:
         data = {"reason": outcome.reason, "detail": outcome.detail}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data))
     return True
 
 
@@ -175,9 +172,9 @@ class IngestResult:
     `run` (phase one) parses what the cache lacks and stores each outcome as it arrives (a batch
     of files at a time), so the process never holds the corpus's scores. `entries` (phase two)
     reads the outcomes back and yields every item in id order, merging files so that it holds
-    about one file's items whatever the corpus size. Outcomes live in the cache folder, or, without one, in a
-    temporary spool that `close` removes. Outcomes that are never cached (timeouts, crashes) are
-    the only ones kept in memory, and they hold no scores.
+    about one file's items whatever the corpus size. Outcomes live in the cache folder, or,
+    without one, in a temporary spool that `close` removes. Outcomes that are never cached
+    (timeouts, crashes) are the only ones kept in memory, and they hold no scores.
     """
 
     def __init__(
@@ -186,7 +183,7 @@ class IngestResult:
         decls: Mapping[str, CorpusDecl],
         jobs: Sequence[ParseJob],
         shas: Sequence[str],
-        keys: Sequence[str],
+        paths: Sequence[Path],
         store: Path,
         spool: tempfile.TemporaryDirectory[str] | None,
         failures: dict[int, Outcome[Parsed]],
@@ -194,7 +191,7 @@ class IngestResult:
         limits: Limits,
     ) -> None:
         self.files, self.decls, self.jobs = files, decls, jobs
-        self._shas, self._keys, self._store, self._spool = shas, keys, store, spool
+        self._shas, self._paths, self._store, self._spool = shas, paths, store, spool
         self._failures = failures
         self._limits = limits
         self._parsed = parsed
@@ -257,7 +254,7 @@ class IngestResult:
     def _outcome(self, i: int) -> Outcome[Parsed]:
         if i in self._failures:
             return self._failures[i]
-        path = _cache_path(self._store, self._keys[i], self.jobs[i])
+        path = self._paths[i]
         loaded = _load_cached(path)
         if loaded is not None:
             return loaded
@@ -294,19 +291,10 @@ class IngestResult:
             used.add(item_id)
             if isinstance(piece, ItemFailure):
                 status = quarantined(piece.reason)
-                entries.append(
-                    Entry(
-                        Decision(
-                            item_id,
-                            source.corpus,
-                            source.rel_path,
-                            item,
-                            STAGE,
-                            status,
-                            piece.detail,
-                        )
-                    )
+                failed = Decision(
+                    item_id, source.corpus, source.rel_path, item, STAGE, status, piece.detail
                 )
+                entries.append(Entry(failed))
                 continue
             meta = ScoreMeta(item_id, piece.meta.title, piece.meta.composer, source.rel_path, item)
             score = piece.replace(meta=meta)
@@ -371,7 +359,7 @@ def _phase_one(
 ) -> IngestResult:
     limits = Limits(cfg.timeout_s, cfg.memory_mb)
     shas: list[str] = []
-    keys: list[str] = []  # cache keys: the file's hash, with its beat file's where it has one
+    paths: list[Path] = []  # where each file's outcome is stored
     jobs: list[ParseJob] = []
     to_parse: list[int] = []
     for i, source in enumerate(files):
@@ -383,11 +371,11 @@ def _phase_one(
             cache_key = hashlib.sha256(sha.encode() + beat_bytes).hexdigest()
         else:
             cache_key = sha
-        shas.append(sha)
-        keys.append(cache_key)
         job = ParseJob(str(source.path), cfg.expand_repeats, decl.meter_override_file)
+        shas.append(sha)
         jobs.append(job)
-        if _cache_path(store, cache_key, job).is_file():
+        paths.append(_cache_path(store, cache_key, job))
+        if paths[-1].is_file():
             if on_done:
                 on_done(1)
         else:
@@ -404,13 +392,13 @@ def _phase_one(
     for k, outcome in finished:
         i = to_parse[k]
         # Stored as each file finishes: a killed run keeps what it parsed, and this process
-        # never holds more than one file's scores.
-        if not _store_cached(_cache_path(store, keys[i], jobs[i]), outcome):
+        # never holds more than one batch of files' scores.
+        if not _store_cached(paths[i], outcome):
             failures[i] = outcome
         if on_done:
             on_done(1)
     return IngestResult(
-        files, decls, jobs, shas, keys, store, spool, failures, len(to_parse), limits
+        files, decls, jobs, shas, paths, store, spool, failures, len(to_parse), limits
     )
 
 
