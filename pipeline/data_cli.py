@@ -387,19 +387,19 @@ def synth(
     from pipeline import synthetic
 
     root = _data_root(data_root, load_params(params_path))
-    started = time.perf_counter()
-    with progress(pieces, "synth") as advance:
-        synthetic.write_corpus(out_dir, pieces, seed, on_done=advance)
-    click.echo(f"synth: {pieces} scores under {out_dir} in {time.perf_counter() - started:.1f} s")
-    try:
+    try:  # checked before writing: a declaration can only name a folder under the data root
         folder = out_dir.resolve().relative_to(root.resolve()) if root else None
     except ValueError:
         folder = None
     if folder is None:
         raise GnmError(
             f"{out_dir} is not under the data root ({root}): a declaration cannot name it; "
-            "move it there or pass --data-root"
+            "write it there or pass --data-root"
         )
+    started = time.perf_counter()
+    with progress(pieces, "synth") as advance:
+        synthetic.write_corpus(out_dir, pieces, seed, on_done=advance)
+    click.echo(f"synth: {pieces} scores under {out_dir} in {time.perf_counter() - started:.1f} s")
     click.echo(f"a declaration for it (corpora/synthetic.yaml), data root {root}:")
     click.echo(synthetic.declaration("synthetic", folder.as_posix()), nl=False)
 

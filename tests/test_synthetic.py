@@ -99,6 +99,7 @@ def test_gnm_data_synth_writes_files_and_a_valid_declaration(tmp_path: Path) -> 
         ["data", "synth", "--pieces", "1", "--out", str(tmp_path / "x"), "--data-root", str(out)],
     )
     assert outside.exit_code == 1 and "not under the data root" in outside.output
+    assert not (tmp_path / "x").exists()  # refused before writing anything
     other_seed = CliRunner().invoke(main, [*args, "--out", str(out), "--seed", "7"])
     assert other_seed.exit_code == 1 and "use another folder" in other_seed.output
 
