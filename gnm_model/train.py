@@ -41,6 +41,7 @@ from pipeline.stages.shard import ShardSet
 from pipeline.tokenizer.vocab import Vocab
 
 Mode = Literal["pretrain", "adapters", "full"]
+LOG_LINE_S = 60.0  # without a terminal, a progress line at least this often (seconds)
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,8 @@ class _Progress:
     def __init__(self, total: int, done: int, say: Callable[[str], None], enabled: bool) -> None:
         self.say = say
         self.live: Any = None
+        self.enabled, self.total = enabled, total
+        self.last_line = time.perf_counter()
         if enabled and sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import (
@@ -333,8 +336,11 @@ class _Progress:
     def update(self, step: int, status: str) -> None:
         if self.live is not None:
             self.live.update(self.task, completed=step, status=status)
+        elif self.enabled and time.perf_counter() - self.last_line >= LOG_LINE_S:
+            self.line(f"step {step}/{self.total}  {status}")  # a log still shows where it is
 
     def line(self, text: str) -> None:
+        self.last_line = time.perf_counter()
         if self.live is not None:
             self.live.console.print(text)
         else:

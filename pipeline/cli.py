@@ -18,7 +18,7 @@ from pipeline.cli_common import PARAMS_OPTION, tracked
 from pipeline.errors import GnmError, TokenizeError
 from pipeline.ledger import write_text_atomic
 from pipeline.params import Params, load_params
-from pipeline.readers import SUPPORTED_EXTENSIONS, ItemFailure, read_items
+from pipeline.readers import READER_KINDS, SUPPORTED_EXTENSIONS, ItemFailure, ReaderKind, read_items
 from pipeline.score import Score
 from pipeline.stages.tokenize import TokenizedScore, tokenize_score
 from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
@@ -68,6 +68,13 @@ def _tokenizer(
     return Tokenizer(Vocab(config))
 
 
+READER_OPTION = click.option(
+    "--reader",
+    type=click.Choice(READER_KINDS),
+    default=None,
+    help="fast (our readers, symusic for MIDI) or reference (music21 / miditoolkit); "
+    "default: params.yaml's ingest.reader.",
+)
 RESOLUTION_OPTION = click.option(
     "--resolution", type=int, default=None, help="Grid ticks per quarter note (default 12)."
 )
@@ -117,6 +124,7 @@ def tokenized_json(result: TokenizedScore, tokenizer: Tokenizer) -> dict[str, An
 @click.option(
     "--expand-repeats", is_flag=True, help="Expand written repeats (music21) before tokenizing."
 )
+@READER_OPTION
 @PARAMS_OPTION
 def tokenize(
     file: Path,
@@ -126,6 +134,7 @@ def tokenize(
     resolution: int | None,
     vocab_path: str | None,
     expand_repeats: bool,
+    reader: ReaderKind | None,
     params_path: str | None,
 ) -> None:
     """Tokenize FILE (MusicXML, MXL, kern, ABC or MIDI) into Extended REMI.
@@ -137,12 +146,13 @@ def tokenize(
     Example:
       gnm tokenize bwv66.6.mxl --composer Bach --json
       gnm tokenize ballad40.abc -o ballad40.jsonl
+      gnm tokenize bwv66.6.mxl --reader reference   # music21 instead of the fast reader
     """
     params = load_params(params_path)
     tokenizer = _tokenizer(vocab_path, resolution, params)
     if composer is not None:
         tokenizer.vocab.composer_id(composer)  # fail before the slow parse
-    items = read_items(file, expand_repeats=expand_repeats)
+    items = read_items(file, expand_repeats=expand_repeats, reader=reader or params.ingest.reader)
     scores = [i for i in items if isinstance(i, Score)]
     for failure in (i for i in items if isinstance(i, ItemFailure)):
         click.echo(

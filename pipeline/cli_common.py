@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
@@ -10,6 +11,8 @@ from typing import TypeVar
 import click
 
 T = TypeVar("T")
+
+LOG_LINE_S = 30.0  # without a terminal, a progress line at most this often (seconds)
 
 PARAMS_OPTION = click.option(
     "--params",
@@ -22,9 +25,25 @@ PARAMS_OPTION = click.option(
 
 @contextmanager
 def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr (when it is a terminal) and the callback that advances it."""
-    if not sys.stderr.isatty() or total == 0:
+    """A rich progress bar on stderr and the callback that advances it.
+
+    Without a terminal (a log file, CI) a plain line `label: done/total` goes to stderr at most
+    every `LOG_LINE_S` seconds, so a long stage still shows where it is.
+    """
+    if total == 0:
         yield lambda n: None
+        return
+    if not sys.stderr.isatty():
+        done, last = 0, time.monotonic()
+
+        def advance(n: int) -> None:
+            nonlocal done, last
+            done += n
+            if time.monotonic() - last >= LOG_LINE_S:
+                last = time.monotonic()
+                click.echo(f"{label}: {done}/{total}", err=True)
+
+        yield advance
         return
     from rich.console import Console
     from rich.progress import (

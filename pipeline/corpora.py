@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import CorpusError
-from pipeline.readers import SUPPORTED_EXTENSIONS
+from pipeline.readers import SUPPORTED_EXTENSIONS, ReaderKind
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "corpus.schema.json"
 
@@ -59,6 +59,7 @@ class CorpusDecl:
     composer_default: str | None = None
     meter_override_file: str | None = None
     max_items: int | None = None
+    reader: ReaderKind | None = None  # overrides params.yaml's ingest.reader for this corpus
     declaration: str = ""
 
     def root(self, data_root: Path | None) -> Path:
@@ -188,6 +189,7 @@ def parse_declaration(data: Any, source: str) -> CorpusDecl:
         composer_default=from_path.get("default"),
         meter_override_file=(data.get("meter_override") or {}).get("file"),
         max_items=data.get("max_items"),
+        reader=data.get("reader"),
         declaration=source,
     )
 

@@ -20,7 +20,7 @@ from pipeline.corpora import (
     validate_folder,
 )
 from pipeline.errors import GnmError
-from pipeline.ledger import STAGE_ORDER, merge, read_decisions, write_ledger
+from pipeline.ledger import STAGE_ORDER, merge, read_decisions, reader_fallbacks, write_ledger
 from pipeline.params import Params, Profile, load_params
 from pipeline.score_store import count_scores, iter_scores
 from pipeline.stages import ingest as ingest_stage
@@ -260,6 +260,8 @@ def ingest(
     )
     for reason, count in summary["quarantine_reasons"].items():
         click.echo(f"  quarantined:{reason}: {count}")
+    for what, count in summary["reader_fallbacks"].items():
+        click.echo(f"  reader_fallback:{what}: {count}")
 
 
 @data.command()
@@ -641,8 +643,12 @@ def ledger(stages_dir: Path, reports_dir: Path, status_filter: str | None, as_js
         raise GnmError(
             f"{stages_dir / 'ingest' / 'decisions.parquet'}: missing (run `gnm data ingest` first)"
         )
-    final = merge([read_decisions(stages_dir / stage / "decisions.parquet") for stage in stages])
-    info = write_ledger(final, reports_dir, {"stages": stages})
+    decided = [read_decisions(stages_dir / stage / "decisions.parquet") for stage in stages]
+    final = merge(decided)
+    # Fallbacks from ingest's own decisions: a later stage's rejection replaces their detail.
+    info = write_ledger(
+        final, reports_dir, {"stages": stages, "reader_fallbacks": reader_fallbacks(decided[0])}
+    )
     if status_filter:
         rows = [d for d in final if d.kind == status_filter]
         if as_json:
@@ -667,13 +673,20 @@ def ledger(stages_dir: Path, reports_dir: Path, status_filter: str | None, as_js
         )
     for reason, count in info["quarantine_reasons"].items():
         click.echo(f"  quarantined:{reason}: {count}")
+    for what, count in info["reader_fallbacks"].items():
+        click.echo(f"  reader_fallback:{what}: {count}")
 
 
 def _register_stage_commands() -> None:
-    from pipeline import inspect_cli, stage_cli
+    from pipeline import crosscheck_cli, inspect_cli, stage_cli
     from pipeline.build import build_command
 
-    for command in (*stage_cli.COMMANDS, *inspect_cli.COMMANDS, build_command):
+    for command in (
+        *stage_cli.COMMANDS,
+        *inspect_cli.COMMANDS,
+        *crosscheck_cli.COMMANDS,
+        build_command,
+    ):
         data.add_command(command)
 
 

@@ -47,3 +47,17 @@ class TokenizeError(GnmError):
 
 class CheckpointError(GnmError):
     """A checkpoint is missing, tampered with, or built for another vocabulary."""
+
+
+class Unsupported(GnmError):
+    """A fast reader met a construct it does not handle; the reference reader reads the item.
+
+    `what` names the construct (`score-timewise`, `kern:spine-type`, `abc:voice-overlay`, ...);
+    ingest counts the fallback as `reader_fallback:<what>`.
+    """
+
+    def __init__(self, what: str, detail: str = "") -> None:
+        self.what = what
+        super().__init__(
+            f"not handled by the fast reader: {what}" + (f" ({detail})" if detail else "")
+        )

@@ -90,6 +90,15 @@ _STATEFUL = ("memory_limit", "crash")  # failures that may come from earlier ite
 _STOPPED = 3  # the child's exit status after a MemoryError: it stops so the rest start afresh
 
 
+def _mapped_bytes() -> int:
+    """This process's address space in bytes (Linux /proc), or 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _run_child(func: Callable[[T], R], items: Sequence[T], limits: Limits) -> list[Outcome[R]]:
     """Fork one child over `items`; the outcomes it sent, plus the failure that stopped it."""
     read_fd, write_fd = os.pipe()
@@ -107,7 +116,9 @@ def _run_child(func: Callable[[T], R], items: Sequence[T], limits: Limits) -> li
         code = 0
         try:
             if limits.memory_mb:
-                cap = limits.memory_mb * 1024 * 1024
+                # On top of what the child already maps (a worker that imported torch maps over
+                # a GiB it never uses): the same file must pass or fail the same everywhere.
+                cap = _mapped_bytes() + limits.memory_mb * 1024 * 1024
                 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
             with os.fdopen(write_fd, "wb") as pipe:
                 for item in items:

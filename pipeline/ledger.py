@@ -36,6 +36,7 @@ DECISIONS_SCHEMA = pa.schema(
 )
 
 ACCEPTED = "accepted"
+FALLBACK_PREFIX = "reader_fallback:"  # in an ingest detail: the reference reader read this item
 # The stages that decide about items, in the order `merge` applies their decisions.
 STAGE_ORDER = ("ingest", "dedupe", "verify", "meter", "quantize", "tokenize")
 
@@ -122,11 +123,26 @@ def summary(ledger: Sequence[Decision], n_inputs: int | None = None) -> dict[str
             for c in sorted(per_corpus)
         },
         "quarantine_reasons": dict(sorted(reasons.items())),
+        "reader_fallbacks": reader_fallbacks(ledger),
     }
     out["adds_up"] = out["accepted"] + out["duplicate"] + out["quarantined"] == len(ledger) and (
         n_inputs is None or n_inputs == len(ledger)
     )
     return out
+
+
+def reader_fallbacks(decisions: Iterable[Decision]) -> dict[str, int]:
+    """How many items the reference reader read for the fast one, per construct (`<what>`).
+
+    Ingest writes `reader_fallback:<what>` into an accepted item's detail; count the ingest
+    decisions to include items that a later stage rejected.
+    """
+    counts: Counter[str] = Counter()
+    for d in decisions:
+        for part in d.detail.split("; ") if d.detail else ():
+            if part.startswith(FALLBACK_PREFIX):
+                counts[part.removeprefix(FALLBACK_PREFIX)] += 1
+    return dict(sorted(counts.items()))
 
 
 def write_ledger(

@@ -62,7 +62,7 @@ def test_tokenize_at_resolution_24_and_with_a_vocab_file(tmp_path: Path) -> None
     [
         ("empty.mid", "the file is empty"),
         ("truncated.mid", "not a readable MIDI file"),
-        ("malformed.musicxml", "could not parse"),
+        ("malformed.musicxml", "not well-formed XML"),
         ("notes.txt", "unsupported file type"),
     ],
 )

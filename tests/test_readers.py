@@ -145,7 +145,7 @@ def test_midi_without_time_signature_defaults_to_4_4(tmp_path: Path) -> None:
         ("empty.mid", "empty"),
         ("empty.musicxml", "empty"),
         ("truncated.mid", "not a readable MIDI file"),
-        ("malformed.musicxml", "could not parse"),
+        ("malformed.musicxml", "not well-formed XML"),
         ("notes.txt", "unsupported file type '.txt'"),
         ("missing.mxl", "no such file"),
     ],

@@ -75,3 +75,24 @@ def test_unknown_names_are_not_mismatches() -> None:
     assert composer_check("Bach", "Arranged by Someone Else", KNOWN) is None
     assert composer_check("ClaraSchumann", "Robert Schumann", KNOWN) == "composer_mismatch:Schumann"
     assert composer_check(None, "W. A. Mozart", KNOWN) is None
+
+
+def test_a_reading_short_of_the_source_measures_is_truncated() -> None:
+    from fractions import Fraction
+
+    from pipeline.score import Bar, Meter, Note, ScoreMeta
+    from pipeline.stages.verify import truncation
+
+    bars = tuple(Bar(Fraction(4 * i), Fraction(4), Meter(4, 4)) for i in range(8))
+    notes = tuple(Note(Fraction(4 * i), 60, Fraction(4)) for i in range(8))
+    score = Score(ScoreMeta("x"), notes, bars)
+    cfg = VerifyConfig()
+    assert truncation(score, cfg) is None  # nothing counted (MIDI): nothing to compare
+    assert truncation(score.with_counts({"source_measures": 9}), cfg) is None  # within slack
+    assert truncation(score.with_counts({"source_measures": 10}), cfg) == "truncated:8/10"
+    long = score.with_counts({"source_measures": 69})
+    assert check(long, ROW, cfg, MeterConfig(), KNOWN) == "truncated:8/69"
+    assert truncation(long, VerifyConfig(max_bars_lost=61)) is None
+    # bars intact, notes lost (music21 drops a chord whose member it cannot parse)
+    assert truncation(score.with_counts({"source_notes": 8}), cfg) is None
+    assert truncation(score.with_counts({"source_notes": 10}), cfg) == "notes_lost:8/10"

@@ -33,16 +33,24 @@ _TIE_OPENS = {"start", "continue"}
 _TIE_CLOSES = {"stop", "continue"}
 
 
-def read_music21(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
+def read_music21(
+    path: Path, *, expand_repeats: bool = False, only: set[str] | None = None
+) -> list[Score | ItemFailure]:
     """Parse `path` with music21: one canonical score per piece, or an ItemFailure for a piece of
-    a collection that cannot be read (the others still are)."""
+    a collection that cannot be read (the others still are).
+
+    `only` limits an ABC book to the tunes of those `X:` numbers (the fast reader's fallback);
+    other files are read whole.
+    """
     from music21 import converter
 
     if path.suffix.lower() == ".mxl":
         _check_mxl(path)
     if path.suffix.lower() == ".abc":
         tunes = _split_abc(path)
-        if len(tunes) > 1:
+        if only is not None:
+            tunes = [t for t in tunes if t[0] in only]
+        if len(tunes) > 1 or (only is not None and tunes):
             # Tune by tune: music21 tokenizes a whole book at once, so one bad tune would lose all.
             out: list[Score | ItemFailure] = []
             for number, text in tunes:

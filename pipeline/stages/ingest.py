@@ -31,11 +31,12 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.corpora import CorpusDecl, SourceFile
-from pipeline.errors import GnmError
+from pipeline.errors import GnmError, ScoreParseError
 from pipeline.executor import Limits, Outcome, iter_items
 from pipeline.ledger import ACCEPTED, Decision, quarantined, write_decisions, write_text_atomic
-from pipeline.readers import ItemFailure, read_items
+from pipeline.readers import FALLBACK_PREFIX, READER_KINDS, ItemFailure, ReaderKind, read_items
 from pipeline.readers.beats import apply_beat_file
+from pipeline.readers.source_counts import SourceCount, count_source
 from pipeline.score import Score, ScoreMeta
 from pipeline.score_io import score_from_dict, score_to_dict
 from pipeline.score_store import ScoreWriter
@@ -54,6 +55,7 @@ PIECES_SCHEMA = pa.schema(
         ("priority", pa.int32()),
         ("title", pa.string()),
         ("source_composer", pa.string()),
+        ("reader", pa.string()),  # fast | reference | reader_fallback:<what>
         ("notes", pa.int64()),
         ("bars", pa.int64()),
         ("score_json", pa.string()),
@@ -69,16 +71,33 @@ class IngestConfig:
     memory_mb: int = 4096
     expand_repeats: bool = False
     data_root: str | None = "../shared/data"
+    reader: ReaderKind = (
+        "fast"  # fast | reference (music21 / miditoolkit); a declaration may override it
+    )
 
     def __post_init__(self) -> None:
         if self.timeout_s < 0 or self.memory_mb < 0:
             raise ValueError("timeout_s and memory_mb must be >= 0 (0 disables the limit)")
+        if self.reader not in READER_KINDS:
+            raise ValueError(
+                f"reader must be one of {', '.join(READER_KINDS)}, not {self.reader!r}"
+            )
 
 
 CACHE_FORMAT = 3  # bump when score_io's dict layout changes
 
-# Imported by each worker before it forks a child per file.
-PRELOAD = ("music21", "miditoolkit", "pipeline.readers")
+# Imported by each worker before it forks a child per file (music21 stays: the fallback).
+PRELOAD = (
+    "music21",
+    "miditoolkit",
+    "symusic",
+    "pipeline.readers.music21_reader",
+    "pipeline.readers.midi_reader",
+    "pipeline.readers.musicxml",
+    "pipeline.readers.kern",
+    "pipeline.readers.abc",
+    "pipeline.readers.symusic_reader",
+)
 
 
 @dataclass(frozen=True)
@@ -88,36 +107,75 @@ class ParseJob:
     path: str
     expand_repeats: bool
     beat_file: str | None
+    reader: ReaderKind = "fast"
+
+
+# Reader code shared by both kinds: the dispatch, bar building, beat files, source counts.
+_SHARED_READER_FILES = ("__init__.py", "common.py", "beats.py", "source_counts.py")
+_REFERENCE_READER_FILES = ("music21_reader.py", "midi_reader.py")
 
 
 @cache
-def reader_version() -> str:
-    """Hash of the reader code and the parser library versions: part of every cache key."""
+def reader_version(kind: ReaderKind = "fast") -> str:
+    """Hash of one reader kind's code and parser library versions: part of every cache key.
+
+    The reference kind hashes only music21's and miditoolkit's readers, so that a change to a
+    fast reader never throws away the (slow) reference readings that crosscheck keeps.
+    """
     import miditoolkit
     import music21
+    import symusic
 
     import pipeline.readers as readers_pkg
 
     digest = hashlib.sha256()
     root = Path(readers_pkg.__file__).parent
-    for path in sorted([*root.glob("*.py"), root.parent / "score.py"]):
+    if kind == "reference":
+        names = sorted((*_SHARED_READER_FILES, *_REFERENCE_READER_FILES))
+        files = [root / n for n in names]
+        versions = f"music21={music21.__version__};miditoolkit={miditoolkit.__version__}"
+    else:  # the fast readers fall back on the reference ones: any reader change counts
+        files = sorted(root.glob("*.py"))
+        versions = (
+            f"music21={music21.__version__};miditoolkit={miditoolkit.__version__};"
+            f"symusic={symusic.__version__}"
+        )
+    for path in [*files, root.parent / "score.py"]:
         digest.update(path.read_bytes())
-    digest.update(f"music21={music21.__version__};miditoolkit={miditoolkit.__version__}".encode())
+    digest.update(versions.encode())
     return digest.hexdigest()[:16]
 
 
 def parse_job(job: ParseJob) -> list[Score | ItemFailure]:
-    """Read one file (runs in the isolated child): its pieces, or failures of single pieces."""
-    items = read_items(job.path, expand_repeats=job.expand_repeats)
+    """Read one file (runs in the isolated child): its pieces, or failures of single pieces.
+
+    Each score also carries what its source holds as written (`source_measures`,
+    `source_notes`, counted without any parser) for verify's truncation check.
+    """
+    items = read_items(job.path, expand_repeats=job.expand_repeats, reader=job.reader)
+    try:
+        written = count_source(Path(job.path))
+    except ScoreParseError:
+        written = {}
+    items = [
+        _with_source_count(s, written.get(s.meta.collection_item)) if isinstance(s, Score) else s
+        for s in items
+    ]
     if job.beat_file is not None:
         beat_path = Path(job.path).parent / job.beat_file
         items = [apply_beat_file(s, beat_path) if isinstance(s, Score) else s for s in items]
     return items
 
 
+def _with_source_count(score: Score, count: SourceCount | None) -> Score:
+    if count is None:
+        return score
+    return score.with_counts({"source_measures": count.measures, "source_notes": count.notes})
+
+
 def _cache_path(cache_dir: Path, sha: str, job: ParseJob) -> Path:
     flavour = hashlib.sha256(
-        f"{CACHE_FORMAT}|{reader_version()}|{job.expand_repeats}|{job.beat_file}".encode()
+        f"{CACHE_FORMAT}|{reader_version(job.reader)}|{job.expand_repeats}|{job.beat_file}|{job.reader}".encode()
     ).hexdigest()[:12]
     return cache_dir / "ingest" / sha[:2] / f"{sha}-{flavour}.json"
 
@@ -251,7 +309,8 @@ class IngestResult:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _outcome(self, i: int) -> Outcome[Parsed]:
+    def outcome(self, i: int) -> Outcome[Parsed]:
+        """The outcome of file `i` (its pieces, or why it could not be read), from the store."""
         if i in self._failures:
             return self._failures[i]
         path = self._paths[i]
@@ -272,7 +331,7 @@ class IngestResult:
         """The entries of one file, from its outcome."""
         source = self.files[i]
         decl = self.decls[source.corpus]
-        outcome = self._outcome(i)
+        outcome = self.outcome(i)
         if not outcome.ok:
             reason = _reason(outcome.reason or "error")
             return [Entry(_file_quarantined(source, reason, outcome.detail))]
@@ -298,6 +357,8 @@ class IngestResult:
                 continue
             meta = ScoreMeta(item_id, piece.meta.title, piece.meta.composer, source.rel_path, item)
             score = piece.replace(meta=meta)
+            fallbacks = sorted(k for k in score.report if k.startswith(FALLBACK_PREFIX))
+            reader = "; ".join(fallbacks) or self.jobs[i].reader
             row = {
                 "id": item_id,
                 "corpus": source.corpus,
@@ -309,10 +370,15 @@ class IngestResult:
                 "priority": decl.priority,
                 "title": score.meta.title,
                 "source_composer": score.meta.composer,
+                "reader": reader,
                 "notes": len(score.notes),
                 "bars": len(score.bars),
             }
-            decision = Decision(item_id, source.corpus, source.rel_path, item, STAGE, ACCEPTED)
+            # The ledger names every item the reference reader had to read for the fast one.
+            detail = "; ".join(fallbacks)
+            decision = Decision(
+                item_id, source.corpus, source.rel_path, item, STAGE, ACCEPTED, detail
+            )
             entries.append(Entry(decision, score, row))
         return entries
 
@@ -326,12 +392,14 @@ def run(
     scheduler: str | None = None,
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
+    reader: ReaderKind | None = None,
 ) -> IngestResult:
     """Phase one of ingest: make sure every file has an outcome on disk; `on_done(1)` per file.
 
     Read the items back with the result's `entries`, `scores` or `write_outputs`. Without
     `cache_dir`, outcomes go to a temporary spool: close the result (or use it as a context
-    manager) to remove it.
+    manager) to remove it. `reader` forces one reader for every corpus (crosscheck); otherwise a
+    declaration's `reader`, else `cfg.reader`.
     """
     spool = None
     if cache_dir is None:  # in $TMPDIR: point it at a disk with room for a large corpus
@@ -340,7 +408,7 @@ def run(
     else:
         store = cache_dir
     try:
-        return _phase_one(files, decls, cfg, store, spool, scheduler, workers, on_done)
+        return _phase_one(files, decls, cfg, store, spool, scheduler, workers, on_done, reader)
     except BaseException:
         if spool is not None:
             spool.cleanup()
@@ -356,6 +424,7 @@ def _phase_one(
     scheduler: str | None,
     workers: int | None,
     on_done: Callable[[int], None] | None,
+    forced: ReaderKind | None = None,
 ) -> IngestResult:
     limits = Limits(cfg.timeout_s, cfg.memory_mb)
     shas: list[str] = []
@@ -371,7 +440,8 @@ def _phase_one(
             cache_key = hashlib.sha256(sha.encode() + beat_bytes).hexdigest()
         else:
             cache_key = sha
-        job = ParseJob(str(source.path), cfg.expand_repeats, decl.meter_override_file)
+        reader = forced or decl.reader or cfg.reader
+        job = ParseJob(str(source.path), cfg.expand_repeats, decl.meter_override_file, reader)
         shas.append(sha)
         jobs.append(job)
         paths.append(_cache_path(store, cache_key, job))

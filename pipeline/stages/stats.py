@@ -38,7 +38,10 @@ def _frame(shards: ShardSet) -> pl.DataFrame:
         for name in pq.ParquetFile(shards.files()[0]).schema_arrow.names
         if name not in ("tokens", "bar_offsets")
     ]
-    return pl.concat([pl.read_parquet(f, columns=columns) for f in shards.files()])
+    df = pl.concat([pl.read_parquet(f, columns=columns) for f in shards.files()])
+    if "reader" not in df.columns:  # shards written before the fast readers
+        df = df.with_columns(pl.lit(None, dtype=pl.String).alias("reader"))
+    return df
 
 
 def _group_table(df: pl.DataFrame, by: str) -> list[dict[str, Any]]:
@@ -56,6 +59,7 @@ def _group_table(df: pl.DataFrame, by: str) -> list[dict[str, Any]]:
             moved_tuplet=pl.col("moved_tuplet").sum(),
             moved_finer_value=pl.col("moved_finer_value").sum(),
             grace_dropped=pl.col("grace_dropped").sum(),
+            reader_fallbacks=pl.col("reader").str.starts_with("reader_fallback:").sum(),
             durations_clipped=pl.col("durations_clipped").sum(),
             onset_error_sum=(pl.col("onset_error_mean_ticks") * pl.col("notes")).sum(),
         )
@@ -127,11 +131,19 @@ def compute(shards: ShardSet) -> dict[str, Any]:
         "notes_moved": int(df["notes_moved"].sum()),
         "durations_clipped": int(df["durations_clipped"].sum()),
     }
+    fallbacks = (
+        df.filter(pl.col("reader").str.starts_with("reader_fallback:"))
+        .group_by("reader")
+        .len()
+        .sort("reader")
+    )
     return {
         "format": STATS_FORMAT,
         "vocab_hash": vocab.hash,
         "resolution": vocab.resolution,
         "totals": totals,
+        # pieces the reference reader read because the fast one does not handle a construct
+        "reader_fallbacks": {r: int(n) for r, n in fallbacks.iter_rows()},
         "by": {by: _group_table(df, by) for by in GROUPINGS},
         "meters": {
             "before": {r[0]: int(r[1]) for r in meters_before.iter_rows()},
@@ -246,10 +258,12 @@ def table_rows(stats: Mapping[str, Any], by: str) -> tuple[list[str], list[list[
         "tuplet",
         "finer",
         "clipped",
+        "fallback",
     ]
     rows = [
         [r["name"], r["pieces"], r["bars"], r["tokens"], r["tokens_per_bar"], r["notes"],
-         round(100 * r["share_moved"], 2), r["moved_tuplet"], r["moved_finer_value"], r["durations_clipped"]]
+         round(100 * r["share_moved"], 2), r["moved_tuplet"], r["moved_finer_value"], r["durations_clipped"],
+         r["reader_fallbacks"]]
         for r in stats["by"][by]
     ]  # fmt: skip
     return header, rows

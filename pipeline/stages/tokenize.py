@@ -78,6 +78,7 @@ CARRIED = [
     pa.field("genre", pa.string()),
     pa.field("composer", pa.string()),  # the label (may be outside the vocabulary)
     pa.field("title", pa.string()),
+    pa.field("reader", pa.string()),  # fast | reference | reader_fallback:<what>
     pa.field("notes", pa.uint32()),
     *METER_COLUMNS,
     *QUANTIZE_COLUMNS,

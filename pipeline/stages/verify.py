@@ -1,7 +1,10 @@
 """The verify stage: structural and label checks on every ingested score.
 
 Each check returns None (passed) or a machine-readable reason; the first failing check
-quarantines the item. Reasons: `no_notes`, `too_short` (fewer bars than `min_bars`),
+quarantines the item. Reasons: `truncated:<read>/<source>` (the reader's score has fewer bars
+than the measures the source holds as written, counted without a parser: see
+`readers.source_counts`), `notes_lost:<read>/<source>` (under `min_notes_share` of the written
+notes), `no_notes`, `too_short` (fewer bars than `min_bars`),
 `pitch_range` (a pitch outside `pitch_min`-`pitch_max`, unless `pitch_policy: fold` declares that
 such notes are moved by octaves into range), `non_positive_duration`, `tempo_out_of_range`,
 `composer_mismatch:<name>` (the file's own composer field names another declared composer), and
@@ -34,6 +37,11 @@ class VerifyConfig:
     pitch_policy: Literal["quarantine", "fold"] = "quarantine"
     tempo_min: float = 20.0
     tempo_max: float = 400.0
+    # Against what the source writes (counted without a parser): a reading with more than
+    # `max_bars_lost` bars fewer is `truncated`; one with under `min_notes_share` of the notes is
+    # `notes_lost`. Measured on every corpus's music21 readings, each hit a real misreading.
+    max_bars_lost: int = 1
+    min_notes_share: float = 0.9
 
     def __post_init__(self) -> None:
         if not 0 <= self.pitch_min < self.pitch_max <= 127 or self.pitch_max - self.pitch_min < 11:
@@ -46,6 +54,8 @@ class VerifyConfig:
             raise ValueError("need 0 < tempo_min < tempo_max")
         if self.min_bars < 0:
             raise ValueError("min_bars must be >= 0")
+        if self.max_bars_lost < 0 or not 0 <= self.min_notes_share <= 1:
+            raise ValueError("need max_bars_lost >= 0 and 0 <= min_notes_share <= 1")
 
 
 def fold_pitches(score: Score, low: int, high: int) -> tuple[Score, int]:
@@ -108,6 +118,9 @@ def check(
     known: Sequence[str],
 ) -> str | None:
     """The first failing check's reason, or None."""
+    lost = truncation(score, cfg)
+    if lost:
+        return lost
     if not score.notes:
         return "no_notes"
     if len(score.bars) < cfg.min_bars:
@@ -128,6 +141,18 @@ def check(
     except MeterError as exc:
         return exc.reason
     return None
+
+
+def truncation(score: Score, cfg: VerifyConfig) -> str | None:
+    """`truncated:<read>/<source>` when the score lacks bars its source holds as written, or
+    `notes_lost:<read>/<source>` when it lacks notes; None when it holds what the source does."""
+    measures = int(score.report.get("source_measures", 0))
+    if measures and len(score.bars) < measures - cfg.max_bars_lost:
+        return f"truncated:{len(score.bars)}/{measures}"
+    notes = int(score.report.get("source_notes", 0))
+    if notes and len(score.notes) < cfg.min_notes_share * notes:
+        return f"notes_lost:{len(score.notes)}/{notes}"
+    return None  # within the slack, or nothing counted (MIDI, an uncountable source)
 
 
 def run(
@@ -168,6 +193,11 @@ def run_items(
 
 
 def _detail(reason: str, score: Score, row: Mapping[str, Any]) -> str:
+    if reason.startswith(("truncated:", "notes_lost:")):
+        notes = int(score.report.get("source_notes", 0))
+        return f"read {len(score.bars)} bars and {len(score.notes)} notes; the source writes " + (
+            f"{int(score.report['source_measures'])} measures and {notes} notes"
+        )
     if reason == "too_short":
         return f"{len(score.bars)} bars"
     if reason == "pitch_range":

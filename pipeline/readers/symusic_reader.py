@@ -1,0 +1,413 @@
+"""Fast MIDI reader through symusic (C++), giving exactly the score of `midi_reader.read_midi`.
+
+The reference is miditoolkit on mido; this module reproduces that reading, quirks included:
+
+* Instruments are (track, channel, program) groups in the order miditoolkit creates them: track
+  by track, and inside a track by the tick of each group's first closing note-off. symusic sorts
+  a track's groups by (channel, program) and does not say which track a group came from, so each
+  MTrk chunk is loaded on its own and its groups are re-ordered by their first note end. Two
+  groups of one track that first close on the same tick cannot be ordered without the raw events:
+  the file falls back to the reference (`Unsupported("midi:instrument-order")`).
+* Note pairing is first-in-first-out per (channel, pitch) in both, and symusic 0.6 also closes a
+  note on its note-on's tick (a zero-length note, dropped and counted as the reference does). But
+  symusic files a note under the program current at its note-on, miditoolkit at its note-off: a
+  program change after a note-on in a track sends the file to the reference.
+* Tempos follow miditoolkit: a tempo at tick 0 in any track discards those collected so far, and a
+  later one is kept only when it differs from the last kept value; time and key signatures of all
+  tracks are stably sorted by tick, and the first key signature names the key (mido's names).
+* What mido refuses and symusic reads (an empty track, a zero tempo, a zero time-signature
+  numerator, an unknown key, a short meta event, chunks that do not frame) is `bad_midi` here too.
+
+`midi_scan` frames the chunks and, for a track where a quick byte search finds a reason (a
+program change or track name after a note-on, several names, a short meta event, events after
+the end of track, meta events sharing a tick, a non-ASCII name), walks its events as mido does.
+Times stay integer ticks until the end: notes are sorted with numpy and bars built in integer
+units, so the invariants of `Score.validate` hold by construction (its Python loop over Fraction
+comparisons would cost more than the whole rest of the reading).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from fractions import Fraction
+from functools import partial
+from itertools import repeat
+from operator import is_not, itemgetter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import ScoreValidationError, Unsupported
+from pipeline.readers.common import DEFAULT_METER, ItemFailure, report_dict
+from pipeline.readers.midi_scan import TrackScan, bad_midi, frame, scan_track, suspect
+from pipeline.score import Bar, Meter, Note, Part, Score, ScoreMeta, TempoChange
+
+# mido's key-signature table ((sharps, mode) -> name); anything else makes mido refuse the file.
+_MAJOR = ["Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#"]
+_MINOR = [
+    k + "m"
+    for k in ["Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#", "G#", "D#", "A#"]
+]
+KEY_NAMES: dict[tuple[int, int], str] = {
+    **{(k, 0): n for k, n in zip(range(-7, 8), _MAJOR, strict=True)},
+    **{(k, 1): n for k, n in zip(range(-7, 8), _MINOR, strict=True)},
+}
+
+CACHE_LIMIT = 200_000  # fractions kept per resolution (about 20 MB at most)
+CACHE_SCALES = 8  # resolutions kept (ticks per beat, and bar units)
+_FRACTIONS: dict[int, dict[int, Fraction]] = {}
+_new_note = partial(tuple.__new__, Note)
+_new_object = object.__new__
+# Slot setters: a frozen dataclass's __init__ costs five times as much, for hundreds of bars.
+_SET_START, _SET_LENGTH, _SET_METER, _SET_PICKUP = (
+    Bar.__dict__[f].__set__ for f in ("start", "length", "meter", "pickup")
+)
+
+
+def read_midi_fast(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
+    """Parse a MIDI file into one canonical score, as `read_midi` does (`expand_repeats`: no meaning)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise bad_midi(path, exc.strerror or type(exc).__name__) from None
+    tpb, chunks = frame(data, path)
+    counts: Counter[str] = Counter()
+    parts: list[Part] = []
+    columns: list[list[Any]] = [[], [], [], [], []]  # onset, duration, pitch, velocity, part
+    tempo_list: list[tuple[float, int]] = [(120.0, 0)]  # miditoolkit's default, (bpm, tick)
+    signatures: list[tuple[int, int, int]] = []
+    keys: list[tuple[int, int, int]] = []
+    header = b"MThd\x00\x00\x00\x06\x00\x00\x00\x01" + struct.pack(">h", tpb)
+    for start, end in chunks:
+        chunk = data[start:end]
+        score = _load(header + data[start - 8 : end], chunk, path)
+        tracks = list(score.tracks)  # each access to symusic's list builds new wrappers
+        scan = None  # the full byte scan, only where the quick look finds a reason
+        if suspect(chunk) or _ties(score) or not all(t.name.isascii() for t in tracks):
+            scan = scan_track(chunk, path)
+        _collect_meta(score, scan, tempo_list, signatures, keys, path)
+        _collect_instruments(tracks, scan, parts, columns, counts, path)
+    return [_build(path, tpb, parts, columns, counts, tempo_list, signatures, keys)]
+
+
+def _load(data: bytes, chunk: bytes, path: Path) -> Any:
+    """One track as a symusic tick-time score.
+
+    When symusic refuses it, the scan says whether mido refuses it too (`bad_midi`); if not,
+    the reference reads it (a delta time of five bytes, for one).
+    """
+    from symusic import Score as SymScore
+
+    try:
+        return SymScore.from_midi(data, ttype="tick")
+    except Exception as exc:  # symusic raises RuntimeError, ValueError, range errors, ...
+        scan_track(chunk, path)
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise Unsupported("midi:symusic-refuses", f"{path}: {detail[:200]}") from exc
+
+
+def _ties(score: Any) -> bool:
+    """True when two meta events of one kind share a tick with different values.
+
+    symusic sorts a track's events by tick, perhaps not stably: only the scan knows their order.
+    """
+    for events, fields in (
+        (score.tempos, ("mspq",)),
+        (score.time_signatures, ("numerator", "denominator")),
+        (score.key_signatures, ("key", "tonality")),
+    ):
+        if len(events) > 1:
+            arrays = events.numpy()
+            same = arrays["time"][1:] == arrays["time"][:-1]
+            if same.any() and any((arrays[f][1:] != arrays[f][:-1])[same].any() for f in fields):
+                return True
+    return False
+
+
+def _rows(events: Any, fields: tuple[str, ...], values: list[Any] | None, path: Path) -> list[Any]:
+    """(tick, *values) of one kind of meta event: ticks from symusic, values from the scan if any."""
+    if not len(events) and not values:
+        return []
+    arrays = events.numpy()
+    times = arrays["time"].tolist()
+    if values is None:
+        return list(zip(times, *(arrays[f].tolist() for f in fields), strict=True))
+    if len(times) != len(values):
+        raise Unsupported(
+            "midi:meta-event-count", f"{path}: symusic {len(times)}, mido {len(values)}"
+        )
+    return [(t, *v) if isinstance(v, tuple) else (t, v) for t, v in zip(times, values, strict=True)]
+
+
+def _collect_meta(
+    score: Any,
+    scan: TrackScan | None,
+    tempo_list: list[tuple[float, int]],
+    signatures: list[tuple[int, int, int]],
+    keys: list[tuple[int, int, int]],
+    path: Path,
+) -> None:
+    """Add this track's tempos (miditoolkit's rules), time and key signatures, in file order."""
+    tempo_values = scan.tempos if scan else None
+    for tick, mspq in _rows(score.tempos, ("mspq",), tempo_values, path):
+        if mspq <= 0:
+            raise bad_midi(path, "float division by zero (a tempo of 0 microseconds per beat)")
+        bpm = 60 * 1e6 / mspq * 4 / 4.0  # mido.tempo2bpm, operation for operation
+        if tick == 0:
+            tempo_list[:] = [(bpm, 0)]
+        elif bpm != tempo_list[-1][0]:
+            tempo_list.append((bpm, tick))
+    ts_values = scan.time_signatures if scan else None
+    for tick, num, den in _rows(
+        score.time_signatures, ("numerator", "denominator"), ts_values, path
+    ):
+        if num <= 0:
+            raise bad_midi(path, f"{num} is not a valid `numerator` value")
+        if not 0 < den <= 128:  # 2**d for d >= 8: no such note value, and no such meter downstream
+            raise Unsupported("midi:time-signature-denominator", f"{path}: {num}/{den}")
+        signatures.append((tick, num, den))
+    key_values = scan.key_signatures if scan else None
+    for tick, sharps, mode in _rows(score.key_signatures, ("key", "tonality"), key_values, path):
+        if (sharps, mode) not in KEY_NAMES:
+            raise bad_midi(path, f"Could not decode key with {sharps} flats/sharps and mode {mode}")
+        keys.append((tick, sharps, mode))
+
+
+def _collect_instruments(
+    tracks: list[Any],
+    scan: TrackScan | None,
+    parts: list[Part],
+    columns: list[list[Any]],
+    counts: Counter[str],
+    path: Path,
+) -> None:
+    """Add this track's instruments as parts, in miditoolkit's order, and their notes."""
+    groups = []
+    for track in tracks:
+        arrays = track.notes.numpy()
+        if len(arrays["time"]):
+            first_close = int((arrays["time"].astype(np.int64) + arrays["duration"]).min())
+            groups.append((first_close, track, arrays))
+    if not groups:
+        return
+    groups.sort(key=itemgetter(0))
+    if len({g[0] for g in groups}) != len(groups):
+        raise Unsupported("midi:instrument-order", f"{path}: two instruments first close together")
+    name = groups[0][1].name  # ASCII, and the only name, ahead of the notes (`suspect`)
+    if scan is not None:
+        if scan.program_change_after_note:
+            raise Unsupported("midi:program-change-after-notes", str(path))
+        if any(after for after, _ in scan.names):  # miditoolkit names a group on creating it
+            raise Unsupported("midi:track-name-after-notes", str(path))
+        name = scan.names[-1][1] if scan.names else ""
+    for _, track, arrays in groups:
+        index = len(parts)
+        is_drum = bool(track.is_drum)
+        parts.append(Part(index, name, int(track.program), is_drum))
+        if is_drum:
+            counts["unpitched_dropped"] += len(arrays["time"])
+            continue
+        for column, key in zip(columns, ("time", "duration", "pitch", "velocity"), strict=False):
+            column.append(arrays[key])
+        columns[4].append(np.full(len(arrays["time"]), index, dtype=np.int64))
+
+
+def _fraction(num: int, den: int, new: Any = object.__new__, cls: type = Fraction) -> Fraction:
+    """`Fraction(num, den)` for coprime ints, without Fraction's checks."""
+    fraction: Any = new(cls)
+    fraction._numerator = num
+    fraction._denominator = den
+    return fraction
+
+
+def _fractions(values: np.ndarray, scale: int) -> list[Fraction]:
+    """`Fraction(v, scale)` for every value, from a cache shared by the files a process reads.
+
+    Building a Fraction costs more than finding it: onsets, durations and bar lengths recur
+    within a file and across files of one resolution. Bounded: cleared past `CACHE_LIMIT`.
+    """
+    if scale not in _FRACTIONS and len(_FRACTIONS) >= CACHE_SCALES:
+        _FRACTIONS.clear()
+    cache = _FRACTIONS.setdefault(scale, {})
+    if len(cache) > CACHE_LIMIT:
+        cache.clear()
+    keys = values.tolist()
+    made: list[Any] = list(map(cache.get, keys))
+    if not all(map(is_not, made, repeat(None))):  # not `None in made`: that calls Fraction.__eq__
+        missing = sorted({k for k, f in zip(keys, made, strict=True) if f is None})
+        array = np.array(missing, dtype=np.int64)
+        gcd = np.gcd(array, scale)
+        cache.update(
+            zip(
+                missing,
+                map(_fraction, (array // gcd).tolist(), (scale // gcd).tolist()),
+                strict=True,
+            )
+        )
+        made = list(map(cache.__getitem__, keys))
+    return made
+
+
+def _bar(start: Fraction, length: Fraction, meter: Meter, pickup: bool = False) -> Bar:
+    """`Bar(start, length, meter, pickup)` through its slots."""
+    bar = _new_object(Bar)
+    _SET_START(bar, start)
+    _SET_LENGTH(bar, length)
+    _SET_METER(bar, meter)
+    _SET_PICKUP(bar, pickup)
+    return bar
+
+
+def _bars(
+    signatures: list[tuple[int, int, int]],
+    end: int,
+    last_onset: int | None,
+    tpb: int,
+    counts: Counter[str],
+) -> tuple[Bar, ...]:
+    """`bars_from_time_signatures` then `make_bars(pickup_from_next_meter=True)`, in integers.
+
+    Units of 1/(tpb * D) quarter, D the largest denominator, make every meter length and tick
+    an integer; `end` and `last_onset` are in ticks.
+    """
+    scale = max([d for _, _, d in signatures], default=1)
+    unit = tpb * scale  # units per quarter
+    ordered: dict[int, Meter] = {}
+    for tick, num, den in sorted(signatures, key=itemgetter(0)):  # the last of one tick wins
+        ordered[tick * scale] = Meter(num, den)
+    if not ordered or min(ordered) > 0:
+        counts["default_meter"] += 1
+        ordered[0] = DEFAULT_METER
+    times = sorted(ordered)
+    raw: list[tuple[int, Meter]] = []
+    cursor, end_u = 0, end * scale
+    for i, time in enumerate(times):
+        meter = ordered[time]
+        length = 4 * meter.numerator * unit // meter.denominator
+        if i + 1 == len(times):
+            limit = max(end_u, time + length)
+            count = -(-(limit - cursor) // length) if cursor < limit else 0
+            raw.extend([(length, meter)] * count)
+            cursor += count * length
+        else:
+            limit = times[i + 1]
+            full, rest = divmod(limit - cursor, length)
+            raw.extend([(length, meter)] * full)
+            if rest:
+                raw.append((rest, meter))
+            cursor = limit
+    first_length, first_meter = raw[0]
+    pickup: Meter | None = None  # decided before bars are appended, as make_bars does
+    if first_length < 4 * first_meter.numerator * unit // first_meter.denominator:
+        pickup = first_meter
+    elif len(raw) > 1:
+        second = raw[1][1]
+        if (
+            second != first_meter
+            and first_length < 4 * second.numerator * unit // second.denominator
+        ):
+            pickup = second
+            counts["pickup_meter_from_next_bar"] += 1
+    if last_onset is not None:  # bars of the last meter until every onset lies in one
+        meter = raw[-1][1]
+        length = 4 * meter.numerator * unit // meter.denominator
+        while last_onset * scale >= cursor:
+            raw.append((length, meter))
+            cursor += length
+            counts["bars_appended"] += 1
+    lengths = np.array([r[0] for r in raw], dtype=np.int64)
+    starts = np.zeros(len(raw), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    bars = list(map(_bar, _fractions(starts, unit), _fractions(lengths, unit), [r[1] for r in raw]))
+    if pickup is not None:
+        bars[0] = _bar(bars[0].start, bars[0].length, pickup, True)
+    return tuple(bars)
+
+
+def _note_order(
+    onset: np.ndarray,
+    pitch: np.ndarray,
+    duration: np.ndarray,
+    velocity: np.ndarray,
+    part: np.ndarray,
+) -> np.ndarray:
+    """The permutation sorting notes as `Note` tuples sort: onset, pitch, duration, velocity, part.
+
+    Packed into two keys when the fields fit (ticks below 2**31, as symusic's int32 times are):
+    numpy's lexsort costs about one sort per key.
+    """
+    if int(part.max()) < 1 << 16 and int(duration.max()) < 1 << 40:
+        return np.lexsort(((duration << 23) | (velocity << 16) | part, (onset << 7) | pitch))
+    return np.lexsort((part, velocity, duration, pitch, onset))
+
+
+def _notes(
+    columns: list[list[Any]], tpb: int, counts: Counter[str], path: Path
+) -> tuple[list[Note], int, int | None]:
+    """The sorted notes, the end of the last one and the last onset (ticks), from the columns."""
+    if not columns[0]:
+        return [], 0, None
+    onset, duration, pitch, velocity, part = (np.concatenate(c).astype(np.int64) for c in columns)
+    if (onset < 0).any() or (duration < 0).any():  # int32 ticks wrapped around
+        raise Unsupported("midi:tick-overflow", str(path))
+    keep = duration > 0
+    if not keep.all():
+        counts["zero_duration_dropped"] += int((~keep).sum())
+        onset, duration, pitch, velocity, part = (
+            a[keep] for a in (onset, duration, pitch, velocity, part)
+        )
+    if not len(onset):
+        return [], 0, None
+    if not ((pitch >= 0) & (pitch <= 127)).all():  # symusic refuses these already
+        raise ScoreValidationError(f"{path.name}: pitch outside 0-127")
+    velocity = np.clip(velocity, 1, 127)
+    order = _note_order(onset, pitch, duration, velocity, part)
+    onset, duration, pitch, velocity, part = (
+        a[order] for a in (onset, duration, pitch, velocity, part)
+    )
+    fields = (
+        _fractions(onset, tpb),
+        pitch.tolist(),
+        _fractions(duration, tpb),
+        velocity.tolist(),
+        part.tolist(),
+    )
+    notes = list(map(_new_note, zip(*fields, strict=True)))
+    return notes, int((onset + duration).max()), int(onset[-1])
+
+
+def _build(
+    path: Path,
+    tpb: int,
+    parts: list[Part],
+    columns: list[list[Any]],
+    counts: Counter[str],
+    tempo_list: list[tuple[float, int]],
+    signatures: list[tuple[int, int, int]],
+    keys: list[tuple[int, int, int]],
+) -> Score:
+    """The canonical score from the collected columns and events.
+
+    Its invariants hold by construction (what `Score.validate` checks, note by note, costs more
+    than the whole reading): notes sorted by lexsort on ticks, durations positive, bars
+    contiguous from 0 past the last onset, tempos sorted and positive.
+    """
+    notes, end, last_onset = _notes(columns, tpb, counts, path)
+    if not parts:
+        parts.append(Part(0))
+    bars = _bars(signatures, end, last_onset, tpb, counts)
+    tempos: dict[int, float] = {}
+    for bpm, tick in tempo_list:  # every bpm is positive: a zero tempo was refused
+        tempos[tick] = bpm
+    keys.sort(key=itemgetter(0))
+    return Score(
+        meta=ScoreMeta(path.name, path.stem, "", str(path), None),
+        notes=tuple(notes),
+        bars=bars,
+        parts=tuple(parts),
+        tempos=tuple(TempoChange(Fraction(t, tpb), bpm) for t, bpm in sorted(tempos.items())),
+        key=KEY_NAMES[keys[0][1], keys[0][2]] if keys else None,
+        report=report_dict(counts),
+    )
