@@ -379,21 +379,21 @@ def test_mutants_only_raise_parse_errors_quickly(tmp_path: Path, seed: int) -> N
         for k, data in enumerate(_mutants(source.read_bytes(), seed)):
             path = tmp_path / f"m{seed}-{k}.abc"
             path.write_bytes(data)
-            started = time.monotonic()
+            started = time.process_time()
             try:
                 items = read_abc(path)
             except (ScoreParseError, Unsupported):
                 continue
             finally:
-                assert time.monotonic() - started < 5
+                assert time.process_time() - started < 5
             assert all(isinstance(i, (Score, ItemFailure)) for i in items)
 
 
 def test_a_megabyte_line_is_refused_quickly(tmp_path: Path) -> None:
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(ScoreParseError) as info:
         read_abc(abc_megabyte_line(tmp_path))
-    assert info.value.reason == "too_large" and time.monotonic() - started < 2
+    assert info.value.reason == "too_large" and time.process_time() - started < 2
 
 
 def test_a_long_tune_under_the_limit_reads_in_bounded_time(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from pipeline.errors import ScoreParseError
+from pipeline.readers.conventions import tempo_word_bpm
 from pipeline.score import Meter
 
 PITCH_LETTER = re.compile("[a-gA-Gz]")
@@ -36,15 +37,6 @@ _KEY_NAMES = sorted(
     ("c", "g", "d", "a", "e", "b", "f#", "g#", "a#", "f", "bb", "eb", "d#", "ab", "e#", "db", "c#",
      "gb", "cb", "hp"), key=len, reverse=True,
 )  # fmt: skip
-# music21 turns tempo words into a number (tempo.defaultTempoValues).
-_TEMPO_WORDS = {
-    "larghissimo": 16, "largamente": 32, "grave": 40, "molto adagio": 40, "largo": 46,
-    "lento": 52, "adagio": 56, "slow": 56, "langsam": 56, "larghetto": 60, "adagietto": 66,
-    "andante": 72, "andantino": 80, "andante moderato": 83, "maestoso": 88, "moderato": 92,
-    "moderate": 92, "allegretto": 108, "animato": 120, "allegro moderato": 128, "allegro": 132,
-    "fast": 132, "schnell": 132, "allegrissimo": 140, "molto allegro": 144, "très vite": 144,
-    "vivace": 160, "vivacissimo": 168, "presto": 184, "prestissimo": 208,
-}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +158,8 @@ def tempo_bpm(data: str) -> float | None:
     except (ValueError, ZeroDivisionError) as exc:
         raise ScoreParseError(f"bad tempo Q:{data}", "parse_error") from exc
     if number is None and text:
-        number = _TEMPO_WORDS.get(text.lower())
-        if number is None:
-            for word in text.split(" "):
-                number = _TEMPO_WORDS.get(word.lower(), number)
+        found = tempo_word_bpm(text)
+        number = float(found) if found is not None else None
     if not number or referent <= 0:
         return None
     bpm = number * referent

@@ -31,6 +31,7 @@ from pipeline.readers.common import (
     make_bars,
     report_dict,
 )
+from pipeline.readers.conventions import article_first
 from pipeline.readers.kern_tokens import (
     BAD,
     BAR,
@@ -52,13 +53,6 @@ from pipeline.readers.kern_tokens import (
 )
 from pipeline.score import DEFAULT_VELOCITY, Meter, Note, Part, Score, ScoreMeta, TempoChange
 
-# music21's articles (text.articleReference, every language): a trailing ", The" moves to the front.
-_ARTICLES = frozenset([
-    "al-", "the", "a", "an", "der", "die", "das", "des", "dem", "den", "ein", "eine", "einer",
-    "einem", "einen", "de", "het", "'t", "een", "el", "la", "los", "las", "un", "una", "unos",
-    "unas", "o", "os", "as", "um", "uma", "uns", "umas", "le", "les", "l'", "une", "du", "il",
-    "lo", "i", "gli", "un'", "uno", "del", "dello", "della", "dei", "degli", "delle",
-]) | {"de la"}  # fmt: skip
 _LIMIT = 10_000  # the reference limits onsets and durations to this denominator
 _ZERO = Fraction(0)
 _MAX_DEPTH = 64  # voices of splits inside splits; deeper is hostile input
@@ -485,8 +479,8 @@ def _tempos(readings: list[_PartReading], clock: _Clock) -> tuple[TempoChange, .
 def _metadata(references: list[tuple[str, str]]) -> tuple[str, str]:
     """Title and composer as music21's metadata gives them (several values are summarised)."""
     # music21 files an unknown code that is one of its own names (`!!!title:`) under that name.
-    titles = [_article_first(v) for c, v in references if c in ("OTL", "title")]
-    movements = [_article_first(v) for c, v in references if c in ("OMD", "movementName")]
+    titles = [article_first(v) for c, v in references if c in ("OTL", "title")]
+    movements = [article_first(v) for c, v in references if c in ("OMD", "movementName")]
     composers = [v for c, v in references if c in ("COM", "composer")]
     title = ", ".join(titles) or ", ".join(movements)
     if len(composers) > 2:
@@ -494,15 +488,6 @@ def _metadata(references: list[tuple[str, str]]) -> tuple[str, str]:
     else:
         composer = " and ".join(composers)
     return title, composer
-
-
-def _article_first(text: str) -> str:
-    """music21's `prependArticle`: "Ale is Dear, The" -> "The Ale is Dear"."""
-    if "," not in text:
-        return text
-    head, _, trailing = text.rpartition(",")
-    trailing = trailing.strip()
-    return f"{trailing} {head}" if trailing.lower() in _ARTICLES else text
 
 
 __all__ = ["read_kern"]

@@ -17,6 +17,7 @@ from fractions import Fraction
 from typing import NamedTuple, cast
 
 from pipeline.errors import ScoreParseError, Unsupported
+from pipeline.readers.conventions import tempo_word_bpm
 from pipeline.score import Meter
 
 # Object kinds of a spine (what music21 turns a token into; None tokens make no object).
@@ -64,15 +65,6 @@ _INSTRUMENTS = {
 _INSTRUMENT_CLASSES = {
     "vox": "Voice", "str": "StringInstrument", "ww": "Woodwind", "bras": "Brass",
     "klav": "Keyboard", "perc": "Percussion",
-}  # fmt: skip
-# music21's default tempo for a text-only `*MM[...]` mark (tempo.defaultTempoValues).
-_TEMPO_WORDS = {
-    "larghissimo": 16, "largamente": 32, "grave": 40, "molto adagio": 40, "largo": 46,
-    "lento": 52, "adagio": 56, "slow": 56, "langsam": 56, "larghetto": 60, "adagietto": 66,
-    "andante": 72, "andantino": 80, "andante moderato": 83, "maestoso": 88, "moderato": 92,
-    "moderate": 92, "allegretto": 108, "animato": 120, "allegro moderato": 128, "allegro": 132,
-    "fast": 132, "schnell": 132, "allegrissimo": 140, "molto allegro": 144, "très vite": 144,
-    "vivace": 160, "vivacissimo": 168, "presto": 184, "prestissimo": 208,
 }  # fmt: skip
 _MAX_DURATION_NUMBER = 4095  # music21 has no note type beyond 2048ths (tuplets up to 4095)
 _CACHE_LIMIT = 50_000
@@ -402,10 +394,7 @@ def _tempo(text: str) -> float | None:
         bpm = float(text)
     except ValueError:
         text = re.sub(r"\]\s*$", "", re.sub(r"^\[", "", text))
-        found = _TEMPO_WORDS.get(text.lower())
-        if found is None:
-            for word in text.split(" "):  # music21: the last word that is a tempo word wins
-                found = _TEMPO_WORDS.get(word.lower(), found)
+        found = tempo_word_bpm(text)
         return float(found) if found else None
     return bpm if bpm > 0 and bpm != float("inf") else None
 

@@ -33,6 +33,7 @@ from pipeline.readers.common import (
     make_bars,
     report_dict,
 )
+from pipeline.readers.conventions import article_first
 from pipeline.readers.musicxml_archive import read_document, root_tag
 from pipeline.readers.musicxml_elements import key_name
 from pipeline.readers.musicxml_measures import DEFAULT_DIVISIONS, NoteEvent, PartReader
@@ -49,11 +50,6 @@ MAX_TICK_BASE = 10**15
 _CHUNK = 1 << 16
 _DIVISIONS = re.compile(rb"<divisions>\s*([^<\s]*)\s*</divisions>")
 # music21 moves a trailing article to the front of titles ("Ale is Dear, The")
-_ARTICLES = {"al-", "the", "a", "an", "der", "die", "das", "des", "dem", "den", "ein", "eine"}
-_ARTICLES |= {"einer", "einem", "einen", "de", "het", "'t", "een", "el", "la", "los", "las"}
-_ARTICLES |= {"un", "una", "unos", "unas", "o", "os", "as", "um", "uma", "uns", "umas", "le"}
-_ARTICLES |= {"les", "l'", "une", "du", "de la", "il", "lo", "i", "gli", "un'", "uno", "del"}
-_ARTICLES |= {"dello", "della", "dei", "degli", "delle"}
 # music21's instrument name for each General MIDI program (instrumentFromMidiProgram)
 _GM_NAMES = "|".join(
     (
@@ -349,7 +345,7 @@ class _Builder:
         work, movement = self.work_title, self.movement_title
         if work == movement:
             work = None  # music21 drops a work title that repeats the movement title
-        return _articled(work or movement or self.path.name)
+        return article_first(work or movement or self.path.name)
 
 
 def _on_staff(element_staff: int, staff: int | None) -> bool:
@@ -453,12 +449,3 @@ def _composer(names: list[str]) -> str:
     if len(names) <= 2:
         return " and ".join(names)
     return f"{names[0]} and {len(names) - 1} others"
-
-
-def _articled(title: str) -> str:
-    """music21's article normalisation: "Ale is Dear, The" -> "The Ale is Dear"."""
-    if "," not in title:
-        return title
-    head, _, trailing = title.rpartition(",")
-    trailing = trailing.strip()
-    return f"{trailing} {head}" if trailing.lower() in _ARTICLES else title
