@@ -19,40 +19,31 @@ Timings never fail the run: an error is counted per reader.
     python bench/readers.py            # the default sample: several minutes (music21 is slow)
     python bench/readers.py --quick    # a few files per format: about a minute
 
-`bench/pipeline.py` would shadow the `pipeline` package (a script's folder comes first on
-`sys.path`), so the bench folder is taken off `sys.path` before anything is imported.
 """
 
 from __future__ import annotations
 
+import argparse
+import gc
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import random
+import re
+import statistics
 import sys
+import time
+import warnings
+import zipfile
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path.insert(0, str(REPO))
-if "pipeline" in sys.modules and HERE in Path(sys.modules["pipeline"].__file__ or "").parents:
-    del sys.modules["pipeline"]  # pragma: no cover - only when something imported it too early
-
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import importlib  # noqa: E402
-import importlib.metadata  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import random  # noqa: E402
-import re  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-import zipfile  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
-from xml.etree import ElementTree  # noqa: E402
-
+REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("GNM_DATA_ROOT", REPO.parent / "shared" / "data"))
 DEFAULT_OUT = REPO / "bench" / "results" / "readers.json"
 # format -> (fast reader "module:function", default sample size, quick sample size)

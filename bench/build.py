@@ -19,9 +19,9 @@ Synthetic load (`--synthetic`): a generated MIDI corpus (`pipeline.synthetic`, d
 not copies) of 1x, 3x and 10x the default profile's accepted pieces, each built from a cold ingest
 cache, reporting items/s and peak RSS per stage and the growth of the peak from 1x to 10x.
 
-    python bench/pipeline.py                                  # quick profile + scaling (minutes)
-    python bench/pipeline.py --profiles default full --scaling-corpus m21-palestrina --scaling-base 300
-    python bench/pipeline.py --synthetic --out bench/results/pipeline_synthetic.json   # about an hour
+    python bench/build.py                                  # quick profile + scaling (minutes)
+    python bench/build.py --profiles default full --scaling-corpus m21-palestrina --scaling-base 300
+    python bench/build.py --synthetic --out bench/results/pipeline_synthetic.json   # about an hour
 """
 
 from __future__ import annotations
