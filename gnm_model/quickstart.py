@@ -7,8 +7,8 @@
 
 Step counts are set from a short timing of the training step on this machine, so the learning
 rate schedule runs to its end inside the budget; `max_seconds` is a hard stop besides. When the
-build overran the budget, training still gets `MIN_TRAIN_S` and the job says by how much it went
-over, then finishes with exit 0: the budget is a target, not a reason to throw the build away.
+build left less than `MIN_TRAIN_S`, training still gets that and the job says by how much it
+goes over, then finishes with exit 0: the budget is a target, not a reason to throw the build away.
 """
 
 from __future__ import annotations
@@ -77,8 +77,9 @@ def _seconds_per_step(preset_name: str, batch_size: int, vocab: Any, mode: str) 
 def quickstart(minutes: float, preset_name: str, batch_size: int, bars: int, out_dir: Path, root: Path, seed: int) -> None:  # fmt: skip
     """Build the default data, pre-train, fine-tune adapters, generate one piece per composer.
 
-    Runs in the given time budget on a CPU (the paper-size model needs a GPU: `gnm train`).
-    Previous runs in --out are replaced.
+    Aims at the given time budget on a CPU (the paper-size model needs a GPU: `gnm train`):
+    training gets what the build left, but at least 4 minutes, and the job says when that takes
+    it over budget. Previous runs in --out are replaced.
 
     \b
     Example:

@@ -41,7 +41,7 @@ from pipeline.stages.shard import ShardSet
 from pipeline.tokenizer.vocab import Vocab
 
 Mode = Literal["pretrain", "adapters", "full"]
-LOG_LINE_S = 60.0  # without a terminal, a progress line at least this often (seconds)
+LOG_LINE_S = 60.0  # without a terminal, a progress line once a step ends this long after the last
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
         return
     if not sys.stderr.isatty():
         done, last = 0, time.monotonic()
+        start = last
 
         def advance(n: int) -> None:
             nonlocal done, last
@@ -44,6 +45,8 @@ def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
                 click.echo(f"{label}: {done}/{total}", err=True)
 
         yield advance
+        if done and time.monotonic() - start >= LOG_LINE_S:  # a long stage says it finished
+            click.echo(f"{label}: {done}/{total}", err=True)
         return
     from rich.console import Console
     from rich.progress import (

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.corpora import CorpusDecl, SourceFile
-from pipeline.errors import GnmError, ScoreParseError
+from pipeline.errors import GnmError, ScoreParseError, Unsupported
 from pipeline.executor import Limits, Outcome, run_isolated
 from pipeline.ledger import FALLBACK_PREFIX
 from pipeline.readers import reader_for
 from pipeline.readers.common import ItemFailure
+from pipeline.readers.fallback import item_key
 from pipeline.score import Score
 from pipeline.stages import ingest
 from pipeline.stages.meter import MeterConfig
@@ -55,8 +56,24 @@ class ItemComparison:
     reference_token: str | None = None
 
 
-def _key(piece: Score | ItemFailure) -> str | None:
-    return piece.item if isinstance(piece, ItemFailure) else piece.meta.collection_item
+Slot = tuple[str | None, int]  # (collection item, its order among pieces of that number)
+
+
+def _slots(pieces: Sequence[Score | ItemFailure]) -> dict[Slot, Score | ItemFailure]:
+    """Pieces by (item, n): a collection that reuses an `X:` number keeps every piece."""
+    out: dict[Slot, Score | ItemFailure] = {}
+    seen: Counter[str | None] = Counter()
+    for piece in pieces:
+        key = item_key(piece)
+        out[(key, seen[key])] = piece
+        seen[key] += 1
+    return out
+
+
+def _label(slot: Slot) -> str | None:
+    """The item as ingest names it: `7`, then `7.2` for a second tune numbered 7."""
+    key, nth = slot
+    return key if nth == 0 else f"{key}.{nth + 1}"
 
 
 def compare_items(
@@ -68,54 +85,61 @@ def compare_items(
 ) -> list[ItemComparison]:
     """Verdicts for every item of one file, read by both readers (or the error either raised).
 
-    Items pair by collection item (`X:` number); an item only one reader produced is a
-    difference of its own. `quirks_reading` (called at most once, only when an item differs)
-    reads the file with the fast reader reproducing music21's known misreadings: an item whose
-    quirks reading is identical to music21's is a `reference_error`, named by its quirks.
+    Items pair by collection item (`X:` number, then order among pieces of one number); an item
+    only one reader produced is a difference of its own; a file one reader refuses gives a
+    verdict per item the other read, so the counts do not depend on which side failed.
+    `quirks_reading` (called at most once, only when an item differs) reads the file with the
+    fast reader reproducing music21's known misreadings: an item whose quirks reading is
+    identical to music21's is a `reference_error`, named by its quirks.
     """
     if isinstance(fast, GnmError) and isinstance(reference, GnmError):
         return [ItemComparison(None, "both_failed", f"fast: {fast}; reference: {reference}")]
-    if isinstance(reference, GnmError):
-        return [ItemComparison(None, "reference_failed", str(reference))]
-    if isinstance(fast, GnmError):
-        verdict: Verdict = (
-            "fast_fell_back" if type(fast).__name__ == "Unsupported" else "fast_failed"
-        )
-        return [ItemComparison(_key(p), verdict, str(fast)) for p in reference]
-    fell_back = [p for p in fast if isinstance(p, Score) and _fallback(p)]
-    if fell_back and len(fell_back) == len(fast):  # the whole file went to the reference reader
-        return [ItemComparison(_key(p), "fast_fell_back", _fallback(p)) for p in fell_back]
-    by_fast = {_key(p): p for p in fast}
-    by_ref = {_key(p): p for p in reference}
+    if isinstance(reference, GnmError) and not isinstance(fast, GnmError):
+        return [ItemComparison(_label(k), "reference_failed", str(reference)) for k in _slots(fast)]
+    if isinstance(fast, GnmError) and not isinstance(reference, GnmError):
+        verdict: Verdict = "fast_fell_back" if isinstance(fast, Unsupported) else "fast_failed"
+        return [ItemComparison(_label(k), verdict, str(fast)) for k in _slots(reference)]
+    assert not isinstance(fast, GnmError) and not isinstance(reference, GnmError)
+    if not fast and not reference:
+        return [ItemComparison(None, "both_failed", "neither reader finds a score in the file")]
+    by_fast, by_ref = _slots(fast), _slots(reference)
     out: list[ItemComparison] = []
-    for key in sorted(by_fast.keys() | by_ref.keys(), key=lambda k: (k is None, _natural(k))):
-        f, r = by_fast.get(key), by_ref.get(key)
-        if r is None:
-            out.append(ItemComparison(key, "different", "only the fast reader reads this item"))
+    order = sorted(
+        by_fast.keys() | by_ref.keys(), key=lambda k: (k[0] is None, _natural(k[0]), k[1])
+    )
+    for slot in order:
+        f, r, label = by_fast.get(slot), by_ref.get(slot), _label(slot)
+        if r is None and isinstance(f, ItemFailure):
+            out.append(ItemComparison(label, "fast_failed", f.detail))
+        elif f is None and isinstance(r, ItemFailure):
+            out.append(ItemComparison(label, "reference_failed", r.detail))
+        elif r is None:
+            out.append(ItemComparison(label, "different", "only the fast reader reads this item"))
         elif f is None:
             out.append(
-                ItemComparison(key, "different", "only the reference reader reads this item")
+                ItemComparison(label, "different", "only the reference reader reads this item")
             )
         elif isinstance(r, ItemFailure) and isinstance(f, ItemFailure):
             out.append(
-                ItemComparison(key, "both_failed", f"fast: {f.detail}; reference: {r.detail}")
+                ItemComparison(label, "both_failed", f"fast: {f.detail}; reference: {r.detail}")
             )
         elif isinstance(r, ItemFailure):
-            out.append(ItemComparison(key, "reference_failed", r.detail))
+            out.append(ItemComparison(label, "reference_failed", r.detail))
         elif isinstance(f, ItemFailure):
             verdict = "fast_fell_back" if f.reason.startswith("unsupported") else "fast_failed"
-            out.append(ItemComparison(key, verdict, f.detail))
+            out.append(ItemComparison(label, verdict, f.detail))
         elif _fallback(f):
-            out.append(ItemComparison(key, "fast_fell_back", _fallback(f)))
+            out.append(ItemComparison(label, "fast_fell_back", _fallback(f)))
         else:
-            out.append(compare_scores(f, r, tokenizer, meter_cfg, key))
+            out.append(compare_scores(f, r, tokenizer, meter_cfg, label))
     if quirks_reading is None or all(c.verdict != "different" for c in out):
         return out
     quirked = quirks_reading()
     if isinstance(quirked, GnmError):
         return out
-    by_quirked = {_key(p): p for p in quirked}
-    return [_explained(c, by_quirked, by_ref, tokenizer, meter_cfg) for c in out]
+    by_quirked = {_label(k): p for k, p in _slots(quirked).items()}
+    by_label = {_label(k): p for k, p in by_ref.items()}
+    return [_explained(c, by_quirked, by_label, tokenizer, meter_cfg) for c in out]
 
 
 def _explained(

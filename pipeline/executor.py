@@ -119,7 +119,10 @@ def _run_child(func: Callable[[T], R], items: Sequence[T], limits: Limits) -> li
                 # On top of what the child already maps (a worker that imported torch maps over
                 # a GiB it never uses): the same file must pass or fail the same everywhere.
                 cap = _mapped_bytes() + limits.memory_mb * 1024 * 1024
-                resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+                hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+                if hard != resource.RLIM_INFINITY:  # never above a limit set from outside
+                    cap = min(cap, hard)
+                resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
             with os.fdopen(write_fd, "wb") as pipe:
                 for item in items:
                     outcome = _outcome(func, item, limits)

@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline.crosscheck import below_target, compare_items, compare_scores
 from pipeline.errors import ScoreParseError, Unsupported
 from pipeline.readers import ItemFailure, read_items
-from pipeline.score import Bar, Meter, Score
+from pipeline.score import Bar, Meter, Score, ScoreMeta
 from pipeline.tokenizer import Tokenizer
 from tests.conftest import TEST_DATA, m21_path
 
@@ -60,9 +60,10 @@ def test_items_pair_by_collection_item_and_failures_are_classified(tokenizer: To
     whole = compare_items(Unsupported("abc:x"), book, tokenizer)
     assert {c.verdict for c in whole} == {"fast_fell_back"}
     failed = compare_items(book, ScoreParseError("boom"), tokenizer)
-    assert [c.verdict for c in failed] == ["reference_failed"]
+    assert [c.verdict for c in failed] == ["reference_failed"] * 3  # one per item, as ingest counts
     fell_back = [s.with_counts({"reader_fallback:abc:x": 1}) for s in book if isinstance(s, Score)]
-    assert {c.verdict for c in compare_items(fell_back, book, tokenizer)} == {"fast_fell_back"}
+    verdicts_back = [c.verdict for c in compare_items(fell_back, book, tokenizer)]
+    assert verdicts_back == ["fast_fell_back", "reference_failed", "fast_fell_back"]
 
 
 def test_below_target_only_counts_corpora_with_enough_items() -> None:
@@ -134,3 +135,12 @@ def test_a_difference_music21s_known_misreadings_explain_is_a_reference_error(
     # identical items never pay for a second reading
     compare_items([reference], [reference], tokenizer, None, quirks_reading)
     assert calls == [1]
+
+
+def test_tunes_that_reuse_an_x_number_are_each_compared(tokenizer: Tokenizer) -> None:
+    a, _, c = (s for s in read_items(TEST_DATA / "book_with_bad_tune.abc", reader="reference"))
+    assert isinstance(a, Score) and isinstance(c, Score)
+    first = a.replace(meta=ScoreMeta("x", collection_item="1"))
+    second = c.replace(meta=ScoreMeta("x", collection_item="1"))
+    verdicts = compare_items([first, second], [first, first], tokenizer)
+    assert [(v.item, v.verdict) for v in verdicts] == [("1", "identical"), ("1.2", "different")]

@@ -115,3 +115,19 @@ def test_memory_left_behind_by_an_earlier_item_never_fails_a_later_one() -> None
     limits = Limits(timeout_s=30, memory_mb=used_mb + 600)
     outcomes = run_isolated_batch(work, [11, 12, 5], limits)
     assert [o.value for o in outcomes] == [110, 350, 50], [o.reason for o in outcomes]
+
+
+def test_the_memory_cap_is_counted_on_top_of_what_the_worker_maps() -> None:
+    from pipeline.executor import _mapped_bytes
+
+    ballast = bytearray(300 * 1024 * 1024)  # the worker maps 300 MB before it forks
+    assert _mapped_bytes() > 300 * 1024 * 1024
+    outcome = run_isolated(_allocate, 100, Limits(timeout_s=30, memory_mb=200))
+    assert outcome.ok, outcome.detail  # 100 MB more fits in a 200 MB cap on top of the ballast
+    outcome = run_isolated(_allocate, 400, Limits(timeout_s=30, memory_mb=200))
+    assert outcome.reason == "memory_limit"
+    del ballast
+
+
+def _allocate(mb: int) -> int:
+    return len(bytearray(mb * 1024 * 1024))

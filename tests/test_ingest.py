@@ -231,3 +231,60 @@ def test_a_failed_run_leaves_no_spool(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(KeyboardInterrupt):
         ingest.run(files, {"mixed": decl}, IngestConfig(), None, scheduler="inline")
     assert len(spools) == 1 and not Path(spools[0]).exists()
+
+
+def _reader_corpus(tmp_path: Path, extra: str = "") -> tuple[Path, Path]:
+    data = tmp_path / "data" / "two"
+    data.mkdir(parents=True)
+    shutil.copy(TEST_DATA / "edge_cases.musicxml", data / "edge_cases.musicxml")
+    shutil.copy(m21_path("bach/bwv277.krn"), data / "bwv277.krn")
+    decl = tmp_path / "two.yaml"
+    decl.write_text(
+        "name: two\ndescription: two files\nsource: {kind: directory, path: two, include: ['*']}\n"
+        "genre: other\nlicence: test\nredistributable: true\npriority: 1\n" + extra
+    )
+    return tmp_path / "data", decl
+
+
+def _readers(result: ingest.IngestResult) -> set[str]:
+    return {row["reader"] for _, row in result.scores()}
+
+
+def test_the_reader_is_chosen_by_params_then_declaration_then_a_forced_one(tmp_path: Path) -> None:
+    root, path = _reader_corpus(tmp_path)
+    decl = load_declaration(path)
+    files = decl.files(root)
+    cache = tmp_path / "cache"
+    with ingest.run(files, {"two": decl}, IngestConfig(), cache, scheduler="inline") as fast:
+        assert _readers(fast) == {"fast"}
+        scores = [s for s, _ in fast.scores()]
+        # every score carries its source's written counts for verify's truncation check
+        assert all(s.report["source_measures"] > 0 and s.report["source_notes"] > 0 for s in scores)
+    cfg = IngestConfig(reader="reference")
+    with ingest.run(files, {"two": decl}, cfg, cache, scheduler="inline") as reference:
+        assert _readers(reference) == {"reference"} and reference.parsed == 2  # its own cache key
+    root, path = _reader_corpus(tmp_path / "b", "reader: reference\n")
+    decl = load_declaration(path)
+    with ingest.run(
+        decl.files(root), {"two": decl}, IngestConfig(), cache, scheduler="inline"
+    ) as r:
+        assert _readers(r) == {"reference"}
+    forced = ingest.run(
+        decl.files(root), {"two": decl}, IngestConfig(), cache, scheduler="inline", reader="fast"
+    )
+    with forced:
+        assert _readers(forced) == {"fast"}
+    with pytest.raises(ValueError, match="reader must be one of"):
+        IngestConfig(reader="slow")  # type: ignore[arg-type]
+
+
+def test_a_fast_reader_change_keeps_the_reference_cache_key() -> None:
+    ingest.reader_version.cache_clear()
+    try:
+        fast, reference = ingest.reader_version("fast"), ingest.reader_version("reference")
+        assert fast != reference
+    finally:
+        ingest.reader_version.cache_clear()
+    # the reference key hashes only what the reference path runs
+    assert "fallback.py" not in ingest._SHARED_READER_FILES + ingest._REFERENCE_READER_FILES
+    assert "musicxml.py" not in ingest._SHARED_READER_FILES + ingest._REFERENCE_READER_FILES

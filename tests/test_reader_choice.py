@@ -124,3 +124,61 @@ def test_music21_reads_only_the_named_tunes_of_a_book(tmp_path: Path) -> None:
     assert [s.meta.collection_item for s in only if isinstance(s, Score)] == ["3"]
     whole = read_music21(book)
     assert only[0].note_keys() == whole[2].note_keys()  # type: ignore[union-attr]
+
+
+def test_a_bug_in_the_fast_reader_falls_back_and_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def buggy(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(readers, "reader_for", _fake_fast(buggy))
+    (score,) = read_items(TEST_DATA / "edge_cases.musicxml")
+    assert isinstance(score, Score) and score.report["reader_fallback:error:IndexError"] == 1
+
+
+def test_a_refusal_of_the_fast_reader_is_not_a_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuses(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
+        raise ScoreParseError(f"{path}: too large", "too_large")
+
+    monkeypatch.setattr(readers, "reader_for", _fake_fast(refuses))
+    with pytest.raises(ScoreParseError, match="too large"):
+        read_items(TEST_DATA / "edge_cases.musicxml")
+
+
+def test_when_the_reference_fails_too_the_other_pieces_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = tmp_path / "book.abc"
+    book.write_text(BOOK)
+    reference = readers.reader_for(book, "reference")(book)
+
+    def fast(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
+        return [reference[0], ItemFailure("2", "unsupported:abc:x", "X:2 uses it"), reference[2]]
+
+    def broken(path: Path, *, expand_repeats: bool = False, only: object = None) -> Any:
+        raise ScoreParseError(f"{path}: music21 could not parse it", "parse_error")
+
+    monkeypatch.setattr(
+        readers, "reader_for", lambda path, kind: fast if kind == "fast" else broken
+    )
+    items = read_items(book)
+    assert [type(i).__name__ for i in items] == ["Score", "ItemFailure", "Score"]
+    failure = items[1]
+    assert isinstance(failure, ItemFailure) and "reference reader: " in failure.detail
+
+
+def test_a_book_reusing_an_x_number_keeps_both_tunes_in_a_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = tmp_path / "book.abc"
+    book.write_text(BOOK.replace("X:2", "X:1").replace("X:3", "X:1"))
+    reference = readers.reader_for(book, "reference")(book)
+    assert [s.meta.title for s in reference if isinstance(s, Score)] == ["One", "Two", "Three"]
+
+    def fast(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
+        return [ItemFailure("1", "unsupported:abc:x", "no")] * 3
+
+    monkeypatch.setattr(readers, "reader_for", _fake_fast(fast))
+    titles = [s.meta.title for s in read_items(book) if isinstance(s, Score)]
+    assert titles == ["One", "Two", "Three"]

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from pipeline.errors import ScoreParseError, Unsupported
+from pipeline.errors import ScoreParseError
 from pipeline.ledger import FALLBACK_PREFIX
 from pipeline.readers.common import ItemFailure
+from pipeline.readers.fallback import read_fast
 from pipeline.score import Score
 
 ReaderKind = Literal["fast", "reference"]
@@ -84,7 +85,7 @@ def read_items(
 
     ScoreParseError when the file as a whole cannot be read (missing, empty, unknown type, broken).
     With `reader="fast"`, what the fast reader does not handle is read by the reference reader
-    (counted in the score's report as `reader_fallback:<what>`).
+    (counted in the score's report as `reader_fallback:<what>`: see `readers.fallback`).
     """
     path = Path(path)
     read = reader_for(path, reader)
@@ -94,56 +95,8 @@ def read_items(
         raise ScoreParseError(f"{path}: the file is empty", "empty_file")
     if reader == "reference":
         return list(read(path, expand_repeats=expand_repeats))
-    try:
-        items = list(read(path, expand_repeats=expand_repeats))
-    except Unsupported as exc:
-        reference = reader_for(path, "reference")
-        return _counted(list(reference(path, expand_repeats=expand_repeats)), exc.what)
-    unsupported = {
-        i.item: i.reason.removeprefix("unsupported:")
-        for i in items
-        if isinstance(i, ItemFailure) and i.reason.startswith("unsupported:")
-    }
-    if not unsupported:
-        return items
-    return _replace_unsupported(path, items, unsupported, expand_repeats)
-
-
-def _replace_unsupported(
-    path: Path,
-    items: list[Score | ItemFailure],
-    unsupported: dict[str, str],
-    expand_repeats: bool,
-) -> list[Score | ItemFailure]:
-    """`items` with the pieces the fast reader left `unsupported:` read by the reference reader."""
     reference = reader_for(path, "reference")
-    try:
-        again = reference(path, expand_repeats=expand_repeats, only=set(unsupported))
-    except TypeError:  # a reference reader that cannot read single pieces reads the whole file
-        again = reference(path, expand_repeats=expand_repeats)
-    by_item: dict[str, Score | ItemFailure] = {}
-    for piece in again:
-        key = piece.item if isinstance(piece, ItemFailure) else piece.meta.collection_item
-        if key in unsupported and key not in by_item:
-            by_item[key] = piece
-    out: list[Score | ItemFailure] = []
-    for piece in items:
-        if isinstance(piece, ItemFailure) and piece.item in unsupported:
-            replacement = by_item.get(piece.item)
-            if replacement is None:
-                out.append(piece)  # the reference reader does not find it either: keep the failure
-                continue
-            out.extend(_counted([replacement], unsupported[piece.item]))
-        else:
-            out.append(piece)
-    return out
-
-
-def _counted(items: list[Score | ItemFailure], what: str) -> list[Score | ItemFailure]:
-    """Scores counting `reader_fallback:<what>` once each."""
-    return [
-        s.with_counts({FALLBACK_PREFIX + what: 1}) if isinstance(s, Score) else s for s in items
-    ]
+    return read_fast(path, read, reference, expand_repeats=expand_repeats)
 
 
 __all__ = [

@@ -84,7 +84,9 @@ class IngestConfig:
             )
 
 
-CACHE_FORMAT = 3  # bump when score_io's dict layout changes
+# Bump when score_io's dict layout changes, or when `parse_job` changes what it stores (the
+# source counts): reader_version hashes the readers, not this module.
+CACHE_FORMAT = 4
 
 # Imported by each worker before it forks a child per file (music21 stays: the fallback).
 PRELOAD = (

@@ -143,7 +143,10 @@ def compute(shards: ShardSet) -> dict[str, Any]:
         "resolution": vocab.resolution,
         "totals": totals,
         # pieces the reference reader read because the fast one does not handle a construct
-        "reader_fallbacks": {r: int(n) for r, n in fallbacks.iter_rows()},
+        # (pieces in the shards; the ledger counts every ingested item, rejected ones included)
+        "reader_fallbacks": {
+            r.removeprefix("reader_fallback:"): int(n) for r, n in fallbacks.iter_rows()
+        },
         "by": {by: _group_table(df, by) for by in GROUPINGS},
         "meters": {
             "before": {r[0]: int(r[1]) for r in meters_before.iter_rows()},
