@@ -184,13 +184,19 @@ class Score:
             raise ScoreValidationError(f"{where}: {msg}")
 
         previous: Note | None = None
+        prev_num, prev_den = 0, 1
         n_parts = len(self.parts)
+        # Integer arithmetic on numerators and denominators: Fraction's own comparisons made
+        # validation a sixth of a fast reader's time (denominators are always positive).
         for note in self.notes:
-            if previous is not None and note < previous:
-                fail(f"notes are not sorted at onset {note.onset}")
-            if note.onset < 0:
+            num, den = note.onset.numerator, note.onset.denominator
+            if previous is not None:
+                before, after = prev_num * den, num * prev_den
+                if before > after or (before == after and previous[1:] > note[1:]):
+                    fail(f"notes are not sorted at onset {note.onset}")
+            if num < 0:
                 fail(f"negative onset {note.onset}")
-            if note.duration <= 0:
+            if note.duration.numerator <= 0:
                 fail(f"non-positive duration {note.duration} at onset {note.onset}")
             if not 0 <= note.pitch <= 127:
                 fail(f"pitch {note.pitch} outside 0-127 at onset {note.onset}")
@@ -198,7 +204,7 @@ class Score:
                 fail(f"velocity {note.velocity} outside 1-127 at onset {note.onset}")
             if not 0 <= note.part < n_parts:
                 fail(f"note refers to part {note.part} but the score has {n_parts} parts")
-            previous = note
+            previous, prev_num, prev_den = note, num, den
         expected_start = Fraction(0)
         for i, bar in enumerate(self.bars):
             if bar.start != expected_start:
