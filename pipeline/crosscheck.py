@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pipeline.corpora import CorpusDecl, SourceFile
 from pipeline.errors import GnmError, ScoreParseError, Unsupported
@@ -255,15 +255,7 @@ def _q(value: Fraction) -> str:
 
 # -- whole corpora -----------------------------------------------------------------------------
 REPORT_FORMAT = "gnm-crosscheck/1"
-VERDICTS: tuple[Verdict, ...] = (
-    "identical",
-    "reference_error",
-    "different",
-    "fast_fell_back",
-    "reference_failed",
-    "both_failed",
-    "fast_failed",
-)
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)  # in the order reports list them
 
 
 def _items(outcome: Outcome[list[Score | ItemFailure]]) -> list[Score | ItemFailure] | GnmError:
