@@ -45,20 +45,20 @@ from pipeline.readers.abc_meter import Measure, RawNote, rebar
 from pipeline.readers.common import (
     DEFAULT_METER,
     ItemFailure,
+    TieMerger,
+    abc_text,
     bars_from_time_signatures,
     make_bars,
     report_dict,
+    split_abc_tunes,
 )
 from pipeline.score import DEFAULT_VELOCITY, Meter, Note, Part, Score, ScoreMeta, TempoChange
 
-_X_LINE = re.compile(r"X:\s*(\d+)")
 # The longest tune of the folk corpora is under 3,000 characters; a tune this long is hostile or
 # broken, and reading it (or falling back to music21) would take minutes and gigabytes.
 MAX_TUNE_CHARS = 100_000
 _ANNOTATION = tuple("^_<>@")
 _BARLINE_OBJECTS = frozenset((":|", "||", "|]", "[|", ":"))
-_TIE_OPENS = {"start", "continue"}
-_TIE_CLOSES = {"stop", "continue"}
 
 
 def read_abc(
@@ -70,13 +70,8 @@ def read_abc(
     """
     if expand_repeats:
         raise Unsupported("expand_repeats")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScoreParseError(
-            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})", "encoding"
-        ) from exc
-    tunes = split_tunes(text)
+    text = abc_text(path)
+    tunes = split_abc_tunes(text)
     if len(tunes) <= 1:
         # A single tune is parsed as the whole file, as music21 reads it (universal newlines).
         whole = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -95,22 +90,6 @@ def read_abc(
         except ScoreValidationError as exc:
             out.append(ItemFailure(number, "invalid_score", str(exc)))
     return out
-
-
-def split_tunes(text: str) -> list[tuple[str, str]]:
-    """(X number, text) of each tune, the file header (minus `%` lines) prepended to each."""
-    lines = text.splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if _X_LINE.match(line)]
-    if not starts:
-        return []
-    header = "".join(line for line in lines[: starts[0]] if not line.startswith("%"))
-    tunes = []
-    for k, start in enumerate(starts):
-        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
-        match = _X_LINE.match(lines[start])
-        assert match is not None
-        tunes.append((match.group(1), header + "".join(lines[start:end])))
-    return tunes
 
 
 @dataclass
@@ -392,27 +371,12 @@ def _onset(note: RawNote) -> int:
 
 def _merge_ties(raw: list[RawNote], part: int, unit: int, counts: Counter[str]) -> list[Note]:
     """The reference's tie merging: a note closing a tie extends the open note of its pitch."""
-    out: list[list[int]] = []  # [onset, pitch, duration] in ticks
-    open_ties: dict[int, int] = {}
+    ties = TieMerger(counts)  # [onset, pitch, duration] in ticks
     for onset, pitch, duration, tie in raw:
         if not 0 <= pitch <= 127:
             counts["pitch_out_of_range_dropped"] += 1
             continue
-        held = open_ties.get(pitch)
-        if held is not None and tie in _TIE_CLOSES and out[held][0] + out[held][2] == onset:
-            prev = out[held]
-            prev[2] = onset + duration - prev[0]
-            counts["ties_merged"] += 1
-            if tie == "stop":
-                del open_ties[pitch]
-            continue
-        if tie == "stop" and held is None:
-            counts["tie_without_start"] += 1
-        out.append([onset, pitch, duration])
-        if tie in _TIE_OPENS:
-            open_ties[pitch] = len(out) - 1
-        else:
-            open_ties.pop(pitch, None)
+        ties.add(onset, pitch, duration, tie)
     cache: dict[int, Fraction] = {}
 
     def frac(ticks: int) -> Fraction:
@@ -421,7 +385,7 @@ def _merge_ties(raw: list[RawNote], part: int, unit: int, counts: Counter[str]) 
             value = cache[ticks] = Fraction(ticks, unit)
         return value
 
-    return [Note(frac(o), p, frac(d), DEFAULT_VELOCITY, part) for o, p, d in out]
+    return [Note(frac(o), p, frac(d), DEFAULT_VELOCITY, part) for o, p, d in ties.notes]
 
 
 def _bar_lengths(reading: _PartReading, counts: Counter[str]) -> list[tuple[Fraction, Meter]]:

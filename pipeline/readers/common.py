@@ -1,12 +1,16 @@
-"""What every reader shares: pickup detection, bar padding to cover the notes, and the report."""
+"""What every reader shares: pickup detection, bar padding, the report, tie merging, ABC books."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
+from pipeline.errors import ScoreParseError
 from pipeline.score import Bar, Meter
 
 DEFAULT_METER = Meter(4, 4)
@@ -96,3 +100,70 @@ def bars_from_time_signatures(
             raw.append((length, meter))
             cursor += length
     return raw
+
+
+# -- ABC books ----------------------------------------------------------------------------------
+X_LINE = re.compile(r"X:\s*(\d+)")  # the line that opens a tune of an ABC book
+
+
+def abc_text(path: Path) -> str:
+    """The text of an ABC file (UTF-8), or ScoreParseError `encoding` naming the byte."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScoreParseError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})", "encoding"
+        ) from exc
+
+
+def split_abc_tunes(text: str) -> list[tuple[str, str]]:
+    """(X number, text) of each tune of an ABC book, the file header (minus `%` lines) prepended."""
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if X_LINE.match(line)]
+    if not starts:
+        return []
+    header = "".join(line for line in lines[: starts[0]] if not line.startswith("%"))
+    tunes = []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        match = X_LINE.match(lines[start])
+        assert match is not None
+        tunes.append((match.group(1), header + "".join(lines[start:end])))
+    return tunes
+
+
+# -- ties ---------------------------------------------------------------------------------------
+_TIE_OPENS = ("start", "continue")
+_TIE_CLOSES = ("stop", "continue")
+
+
+class TieMerger:
+    """music21's tie merging over notes in onset order: a note that closes a tie (`stop`,
+    `continue`) and starts where the open note of its pitch ends extends that note.
+
+    `notes` holds `[onset, pitch, duration, *extra]` lists in any time unit (ticks or quarters).
+    """
+
+    def __init__(self, counts: Counter[str]) -> None:
+        self.notes: list[list[Any]] = []
+        self._open: dict[int, int] = {}  # pitch -> index in `notes` of the note a tie continues
+        self._counts = counts
+
+    def add(self, onset: Any, pitch: int, duration: Any, tie: str | None, *extra: Any) -> None:
+        """One note (or chord member) with its tie type (`start`, `continue`, `stop` or None)."""
+        held = self._open.get(pitch)
+        if held is not None and tie in _TIE_CLOSES:
+            prev = self.notes[held]
+            if prev[0] + prev[2] == onset:
+                prev[2] = onset + duration - prev[0]
+                self._counts["ties_merged"] += 1
+                if tie == "stop":
+                    del self._open[pitch]
+                return
+        if tie == "stop" and held is None:
+            self._counts["tie_without_start"] += 1
+        self.notes.append([onset, pitch, duration, *extra])
+        if tie in _TIE_OPENS:
+            self._open[pitch] = len(self.notes) - 1
+        else:
+            self._open.pop(pitch, None)

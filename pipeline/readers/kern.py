@@ -27,6 +27,7 @@ from pipeline.errors import ScoreParseError, ScoreValidationError, Unsupported
 from pipeline.readers.common import (
     DEFAULT_METER,
     ItemFailure,
+    TieMerger,
     bars_from_time_signatures,
     make_bars,
     report_dict,
@@ -58,8 +59,6 @@ _ZERO = Fraction(0)
 _MAX_DEPTH = 64  # voices of splits inside splits; deeper is hostile input
 _MAX_BARS = 100_000  # a longer piece is hostile input (bars are appended one by one)
 _MARKS = frozenset({METER, KEY, TEMPO, INSTRUMENT})
-_TIE_OPENS = ("start", "continue")
-_TIE_CLOSES = ("stop", "continue")
 Time = int | Fraction  # integer ticks on a piece's grid, or exact quarters when it has none
 # One laid-out object: (offset, line, sequence, object, duration, from a split voice).
 Placed = tuple[Time, int, int, Obj, Time, bool]
@@ -389,8 +388,7 @@ def _merge_ties(
     reading: _PartReading, part: int, clock: _Clock, counts: Counter[str], quirks: Quirks
 ) -> list[tuple[Time, int, Time, int]]:
     """Notes of one part with ties merged and chords split (the reference's `_part_notes`)."""
-    out: list[list[Time]] = []  # [onset, pitch, duration, part]
-    open_ties: dict[int, int] = {}
+    ties = TieMerger(counts)  # [onset, pitch, duration, part]
     lend = "chord-tie-lent" in quirks.on
     for at, _line, _seq, obj, ticks in sorted(reading.notes):
         components, grace, _, _ = cast(NotePayload, obj.value)
@@ -407,21 +405,8 @@ def _merge_ties(
         if len(components) > 1:
             counts["chords_split"] += 1
         for pitch, tie in components:
-            held = open_ties.get(pitch)
-            if held is not None and tie in _TIE_CLOSES and out[held][0] + out[held][2] == onset:
-                out[held][2] = onset + duration - out[held][0]
-                counts["ties_merged"] += 1
-                if tie == "stop":
-                    del open_ties[pitch]
-                continue
-            if tie == "stop" and held is None:
-                counts["tie_without_start"] += 1
-            out.append([onset, pitch, duration, part])
-            if tie in _TIE_OPENS:
-                open_ties[pitch] = len(out) - 1
-            else:
-                open_ties.pop(pitch, None)
-    return [(o, int(p), d, int(i)) for o, p, d, i in out]
+            ties.add(onset, pitch, duration, tie, part)
+    return [(o, int(p), d, int(i)) for o, p, d, i in ties.notes]
 
 
 def _lend_tie(components: tuple[Component, ...], quirks: Quirks) -> tuple[Component, ...]:

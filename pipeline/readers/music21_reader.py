@@ -8,7 +8,6 @@ carrying the `X:` number. Ties become one note, chords become notes, grace notes
 
 from __future__ import annotations
 
-import re
 import warnings
 import zipfile
 from collections import Counter
@@ -23,14 +22,14 @@ from pipeline.errors import ScoreParseError, ScoreValidationError
 from pipeline.readers.common import (
     DEFAULT_METER,
     ItemFailure,
+    TieMerger,
+    abc_text,
     bars_from_time_signatures,
     make_bars,
     report_dict,
+    split_abc_tunes,
 )
 from pipeline.score import DEFAULT_VELOCITY, Meter, Note, Part, Score, ScoreMeta, TempoChange
-
-_TIE_OPENS = {"start", "continue"}
-_TIE_CLOSES = {"stop", "continue"}
 
 
 def read_music21(
@@ -47,7 +46,7 @@ def read_music21(
     if path.suffix.lower() == ".mxl":
         _check_mxl(path)
     if path.suffix.lower() == ".abc":
-        tunes = _split_abc(path)
+        tunes = split_abc_tunes(abc_text(path))
         if only is not None:
             tunes = [t for t in tunes if t[0] in only]
         if len(tunes) > 1 or (only is not None and tunes):
@@ -122,31 +121,6 @@ def _convert_all(
     return out
 
 
-_X_LINE = re.compile(r"X:\s*(\d+)")
-
-
-def _split_abc(path: Path) -> list[tuple[str, str]]:
-    """(X number, text) of each tune of an ABC file, the file header prepended to each."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScoreParseError(
-            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})", "encoding"
-        ) from exc
-    lines = text.splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if _X_LINE.match(line)]
-    if not starts:
-        return []
-    header = "".join(line for line in lines[: starts[0]] if not line.startswith("%"))
-    tunes = []
-    for k, start in enumerate(starts):
-        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
-        match = _X_LINE.match(lines[start])
-        assert match is not None
-        tunes.append((match.group(1), header + "".join(lines[start:end])))
-    return tunes
-
-
 def convert_music21(
     m21: Any, path: Path, item: str | None, *, expand_repeats: bool = False
 ) -> Score:
@@ -194,8 +168,7 @@ def _part_notes(m21_part: Any, part_index: int, counts: Counter[str]) -> list[No
     from music21 import chord, harmony, note
 
     flat = m21_part.flatten()
-    out: list[Note] = []
-    open_ties: dict[int, int] = {}  # pitch -> index in `out` of the note a tie continues
+    ties = TieMerger(counts)
     for element in flat.notes:
         if isinstance(element, harmony.Harmony):
             counts["chord_symbols_ignored"] += 1
@@ -223,23 +196,8 @@ def _part_notes(m21_part: Any, part_index: int, counts: Counter[str]) -> list[No
                 counts["pitch_out_of_range_dropped"] += 1
                 continue
             tie = component.tie if component.tie is not None else element.tie
-            tie_type = tie.type if tie is not None else None
-            held = open_ties.get(pitch)
-            if held is not None and tie_type in _TIE_CLOSES and out[held].end == onset:
-                prev = out[held]
-                out[held] = prev._replace(duration=onset + duration - prev.onset)
-                counts["ties_merged"] += 1
-                if tie_type == "stop":
-                    del open_ties[pitch]
-                continue
-            if tie_type in _TIE_CLOSES and held is None and tie_type == "stop":
-                counts["tie_without_start"] += 1
-            out.append(Note(onset, pitch, duration, velocity, part_index))
-            if tie_type in _TIE_OPENS:
-                open_ties[pitch] = len(out) - 1
-            else:
-                open_ties.pop(pitch, None)
-    return out
+            ties.add(onset, pitch, duration, tie.type if tie is not None else None, velocity)
+    return [Note(o, p, d, v, part_index) for o, p, d, v in ties.notes]
 
 
 def _measure_bars(m21_part: Any, counts: Counter[str]) -> list[tuple[Fraction, Meter]]:

@@ -29,6 +29,7 @@ from pipeline.errors import ScoreParseError, ScoreValidationError, Unsupported
 from pipeline.readers.common import (
     DEFAULT_METER,
     ItemFailure,
+    TieMerger,
     bars_from_time_signatures,
     make_bars,
     report_dict,
@@ -363,32 +364,10 @@ def _merge_ties(
     events: list[NoteEvent], part: int, counts: Counter[str]
 ) -> list[tuple[int, int, int, int, int]]:
     """Tied notes of one part merged into one, exactly as the reference's `_part_notes` does."""
-    out: list[list[int]] = []
-    open_ties: dict[int, int] = {}
-    merged = unstarted = 0
+    ties = TieMerger(counts)
     for event in events:
-        pitch, onset, tie = event.pitch, event.onset, event.tie
-        held = open_ties.get(pitch)
-        if held is not None and (tie == "stop" or tie == "continue"):
-            prev = out[held]
-            if prev[0] + prev[2] == onset:
-                prev[2] = onset + event.duration - prev[0]
-                merged += 1
-                if tie == "stop":
-                    del open_ties[pitch]
-                continue
-        if tie == "stop" and held is None:
-            unstarted += 1
-        out.append([onset, pitch, event.duration, event.velocity, part])
-        if tie == "start" or tie == "continue":
-            open_ties[pitch] = len(out) - 1
-        else:
-            open_ties.pop(pitch, None)
-    if merged:
-        counts["ties_merged"] += merged
-    if unstarted:
-        counts["tie_without_start"] += unstarted
-    return [(o, p, d, v, i) for o, p, d, v, i in out]
+        ties.add(event.onset, event.pitch, event.duration, event.tie, event.velocity, part)
+    return [(o, p, d, v, i) for o, p, d, v, i in ties.notes]
 
 
 def _lent_ties(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ScoreParseError
+from pipeline.readers.common import X_LINE
 
 # Larger files (or .mxl members) are not counted (`{}`): far beyond any real score.
 MAX_BYTES = 64 << 20
@@ -358,7 +359,6 @@ def _next_spines(types: list[str | None], tokens: list[str]) -> list[str | None]
 
 # --- ABC -------------------------------------------------------------------------------------
 
-_X_LINE = re.compile(r"X:\s*(\d+)")  # as the music21 reader splits a book
 _FIELD = re.compile(r"([A-Za-z+]):(.*)")
 # The same constructs for the tie-free fast path: what is not music, bar lines, notes, rests.
 _ABC_SKIP = re.compile(
@@ -385,14 +385,14 @@ _ABC_TOKEN = re.compile(
 def _abc_counts(text: str) -> dict[str | None, SourceCount]:
     """Per tune (keyed as the readers key it): bar-delimited runs with music, note heads."""
     lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if _X_LINE.match(line)]
+    starts = [i for i, line in enumerate(lines) if X_LINE.match(line)]
     if not starts:
         return {"1": _abc_tune(lines)} if any(line.startswith("K:") for line in lines) else {}
     out: dict[str | None, SourceCount] = {}
     seen: set[str] = set()
     for k, start in enumerate(starts):
         end = starts[k + 1] if k + 1 < len(starts) else len(lines)
-        match = _X_LINE.match(lines[start])
+        match = X_LINE.match(lines[start])
         assert match is not None
         number = match.group(1)
         # A single tune is read whole and keyed by music21's int(X); a book by the X text.
