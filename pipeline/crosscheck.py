@@ -24,7 +24,7 @@ from pipeline.executor import Limits, Outcome, run_isolated
 from pipeline.ledger import FALLBACK_PREFIX
 from pipeline.readers import reader_for
 from pipeline.readers.common import ItemFailure
-from pipeline.readers.fallback import item_key
+from pipeline.readers.fallback import Slot, item_slots
 from pipeline.score import Score
 from pipeline.stages import ingest
 from pipeline.stages.meter import MeterConfig
@@ -56,20 +56,6 @@ class ItemComparison:
     reference_token: str | None = None
 
 
-Slot = tuple[str | None, int]  # (collection item, its order among pieces of that number)
-
-
-def _slots(pieces: Sequence[Score | ItemFailure]) -> dict[Slot, Score | ItemFailure]:
-    """Pieces by (item, n): a collection that reuses an `X:` number keeps every piece."""
-    out: dict[Slot, Score | ItemFailure] = {}
-    seen: Counter[str | None] = Counter()
-    for piece in pieces:
-        key = item_key(piece)
-        out[(key, seen[key])] = piece
-        seen[key] += 1
-    return out
-
-
 def _label(slot: Slot) -> str | None:
     """The item as ingest names it: `7`, then `7.2` for a second tune numbered 7."""
     key, nth = slot
@@ -95,14 +81,16 @@ def compare_items(
     if isinstance(fast, GnmError) and isinstance(reference, GnmError):
         return [ItemComparison(None, "both_failed", f"fast: {fast}; reference: {reference}")]
     if isinstance(reference, GnmError) and not isinstance(fast, GnmError):
-        return [ItemComparison(_label(k), "reference_failed", str(reference)) for k in _slots(fast)]
+        return [
+            ItemComparison(_label(k), "reference_failed", str(reference)) for k in item_slots(fast)
+        ]
     if isinstance(fast, GnmError) and not isinstance(reference, GnmError):
         verdict: Verdict = "fast_fell_back" if isinstance(fast, Unsupported) else "fast_failed"
-        return [ItemComparison(_label(k), verdict, str(fast)) for k in _slots(reference)]
+        return [ItemComparison(_label(k), verdict, str(fast)) for k in item_slots(reference)]
     assert not isinstance(fast, GnmError) and not isinstance(reference, GnmError)
     if not fast and not reference:
         return [ItemComparison(None, "both_failed", "neither reader finds a score in the file")]
-    by_fast, by_ref = _slots(fast), _slots(reference)
+    by_fast, by_ref = item_slots(fast), item_slots(reference)
     out: list[ItemComparison] = []
     order = sorted(
         by_fast.keys() | by_ref.keys(), key=lambda k: (k[0] is None, _natural(k[0]), k[1])
@@ -137,7 +125,7 @@ def compare_items(
     quirked = quirks_reading()
     if isinstance(quirked, GnmError):
         return out
-    by_quirked = {_label(k): p for k, p in _slots(quirked).items()}
+    by_quirked = {_label(k): p for k, p in item_slots(quirked).items()}
     by_label = {_label(k): p for k, p in by_ref.items()}
     return [_explained(c, by_quirked, by_label, tokenizer, meter_cfg) for c in out]
 

@@ -10,6 +10,17 @@ import click
 
 from pipeline.cli_common import PARAMS_OPTION, progress
 from pipeline.crosscheck import VERDICTS, below_target, crosscheck
+from pipeline.data_cli import (
+    CACHE_OPTION,
+    CORPORA_OPTION,
+    CORPUS_NAMES_OPTION,
+    DATA_ROOT_OPTION,
+    PROFILE_OPTION,
+    SCHEDULER_OPTION,
+    WORKERS_OPTION,
+    _data_root,
+    profile_files,
+)
 from pipeline.errors import GnmError
 from pipeline.ledger import write_text_atomic
 from pipeline.params import load_params
@@ -17,14 +28,14 @@ from pipeline.tokenizer import Tokenizer, Vocab
 
 
 @click.command("crosscheck")
-@click.option("--corpora", "corpora_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("corpora"), show_default=True, help="Folder of corpus declarations (*.yaml).")  # fmt: skip
-@click.option("--corpus", "names", multiple=True, help="Only this corpus (repeatable).")
-@click.option("--profile", "profile_name", default=None, help="The corpora of this params.yaml profile (default: default); --corpus wins.")  # fmt: skip
-@click.option("--data-root", default=None, help="Root of the data sets; default $GNM_DATA_ROOT, then params.")  # fmt: skip
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".cache/gnm"), show_default=True, help="Per-file parse cache shared with ingest.")  # fmt: skip
+@CORPORA_OPTION
+@CORPUS_NAMES_OPTION
+@PROFILE_OPTION
+@DATA_ROOT_OPTION
+@CACHE_OPTION
 @click.option("--no-cache", is_flag=True, help="Parse every file again with both readers.")
-@click.option("--scheduler", default=None, help="Dask scheduler address, or 'inline'.")
-@click.option("--workers", type=int, default=None, help="Local worker processes (default: cores).")
+@SCHEDULER_OPTION
+@WORKERS_OPTION
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the full JSON report here (every item that is not identical, with its cause).")  # fmt: skip
 @click.option("--min-identical", type=click.FloatRange(0, 1), default=None, help="Exit 1 when a corpus of 50+ items has a smaller identical share (e.g. 0.99).")  # fmt: skip
 @PARAMS_OPTION
@@ -58,8 +69,6 @@ def crosscheck_command(
       gnm data crosscheck --profile full -o bench/results/crosscheck.json
       gnm data crosscheck --corpus m21-folk --json
     """
-    from pipeline.data_cli import _data_root, profile_files
-
     params = load_params(params_path)
     root = _data_root(data_root, params)
     profile = params.profile(profile_name or "default") if not names else None

@@ -12,7 +12,8 @@ so changing it never throws away cached reference readings.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pipeline.errors import GnmError, Unsupported
@@ -29,15 +30,16 @@ def read_fast(path: Path, fast: Reader, reference: Reader, *, expand_repeats: bo
     try:
         items = list(fast(path, expand_repeats=expand_repeats))
     except Unsupported as exc:
-        return counted(list(reference(path, expand_repeats=expand_repeats)), exc.what)
+        what = exc.what
     except GnmError:
         raise  # the file itself is refused, with its reason
     except Exception as exc:  # a bug of the fast reader: the file may well be fine
         what = f"error:{type(exc).__name__}"
-        return counted(list(reference(path, expand_repeats=expand_repeats)), what)
-    if not any(_unsupported(i) for i in items):
-        return items
-    return replace_unsupported(path, items, reference, expand_repeats=expand_repeats)
+    else:
+        if not any(_unsupported(i) for i in items):
+            return items
+        return replace_unsupported(path, items, reference, expand_repeats=expand_repeats)
+    return counted(list(reference(path, expand_repeats=expand_repeats)), what)
 
 
 def _unsupported(piece: Score | ItemFailure) -> bool:
@@ -62,24 +64,30 @@ def replace_unsupported(
         error = ""
     except GnmError as exc:
         again, error = [], str(exc)
-    by_item: dict[str | None, list[Score | ItemFailure]] = {}
-    for piece in again:
-        by_item.setdefault(item_key(piece), []).append(piece)
-    seen: dict[str | None, int] = {}
+    again_slots = item_slots(again)
     out: Items = []
-    for piece in items:
-        key = item_key(piece)
-        nth = seen.get(key, 0)
-        seen[key] = nth + 1
+    for slot, piece in item_slots(items).items():
         if not (isinstance(piece, ItemFailure) and _unsupported(piece)):
             out.append(piece)
-            continue
-        same = by_item.get(key, [])
-        if nth < len(same):
-            out.extend(counted([same[nth]], piece.reason.removeprefix("unsupported:")))
+        elif slot in again_slots:
+            out.extend(counted([again_slots[slot]], piece.reason.removeprefix("unsupported:")))
         else:  # the reference reader cannot read it either: keep the failure, say both
             detail = piece.detail + (f"; reference reader: {error}" if error else "")
             out.append(ItemFailure(piece.item, piece.reason, detail))
+    return out
+
+
+Slot = tuple[str | None, int]  # (collection item, its order among the pieces of that number)
+
+
+def item_slots(pieces: Sequence[Score | ItemFailure]) -> dict[Slot, Score | ItemFailure]:
+    """Pieces by (item, n), in their order: a collection that reuses an `X:` number keeps all."""
+    out: dict[Slot, Score | ItemFailure] = {}
+    seen: Counter[str | None] = Counter()
+    for piece in pieces:
+        key = item_key(piece)
+        out[(key, seen[key])] = piece
+        seen[key] += 1
     return out
 
 
