@@ -130,7 +130,7 @@ def piece(seed: int, index: int) -> SynthPiece:
     return SynthPiece(f"Synthetic {seed}-{index}", meter, bpm, bars, tuple(melody), tuple(bass))
 
 
-def _vlq(value: int) -> bytes:
+def vlq(value: int) -> bytes:
     """A MIDI variable-length quantity."""
     out = [value & 0x7F]
     value >>= 7
@@ -145,7 +145,7 @@ def _track(events: list[tuple[int, int, bytes]]) -> bytes:
     body = bytearray()
     now = 0
     for tick, _, data in sorted(events):
-        body += _vlq(tick - now) + data
+        body += vlq(tick - now) + data
         now = tick
     body += b"\x00\xff\x2f\x00"
     return b"MTrk" + len(body).to_bytes(4, "big") + bytes(body)
@@ -163,7 +163,7 @@ def midi_bytes(p: SynthPiece) -> bytes:
     micros = round(60_000_000 / p.bpm)
     title = p.title.encode()
     conductor = [
-        (0, 0, b"\xff\x03" + _vlq(len(title)) + title),
+        (0, 0, b"\xff\x03" + vlq(len(title)) + title),
         (0, 1, b"\xff\x58\x04" + bytes([num, den.bit_length() - 1, 24, 8])),
         (0, 2, b"\xff\x51\x03" + micros.to_bytes(3, "big")),
     ]
@@ -173,7 +173,7 @@ def midi_bytes(p: SynthPiece) -> bytes:
         if not notes:
             continue
         events = [
-            (0, 0, b"\xff\x03" + _vlq(len(name)) + name.encode()),
+            (0, 0, b"\xff\x03" + vlq(len(name)) + name.encode()),
             (0, 1, bytes([0xC0 | channel, program])),
         ]
         for n in notes:  # note-offs sort before note-ons on the same tick

@@ -14,21 +14,12 @@ from pipeline.errors import GnmError, ScoreParseError, Unsupported
 from pipeline.readers.beats import apply_beat_file
 from pipeline.readers.midi_reader import read_midi
 from pipeline.readers.symusic_reader import read_midi_fast
-from pipeline.synthetic import midi_bytes, piece
+from pipeline.synthetic import midi_bytes, piece, vlq
 from tests.hostile import HOSTILE, mutate
 
 DATA = Path(__file__).parent / "data"
 POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
 END = b"\x00\xff\x2f\x00"
-
-
-def vlq(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
 
 
 def track(*events: tuple[int, bytes], end: bool = True) -> bytes:

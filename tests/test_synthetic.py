@@ -129,7 +129,7 @@ def test_every_meter_fills_its_bars_and_reads_back(meter: str, tmp_path: Path) -
     ],
 )
 def test_variable_length_quantities_follow_the_midi_standard(value: int, encoded: bytes) -> None:
-    assert synthetic._vlq(value) == encoded
+    assert synthetic.vlq(value) == encoded
 
 
 def test_a_repeated_note_ends_before_it_starts_again(tmp_path: Path) -> None:

@@ -71,9 +71,8 @@ class IngestConfig:
     memory_mb: int = 4096
     expand_repeats: bool = False
     data_root: str | None = "../shared/data"
-    reader: ReaderKind = (
-        "fast"  # fast | reference (music21 / miditoolkit); a declaration may override it
-    )
+    # fast | reference (music21 / miditoolkit); a declaration's `reader` overrides it
+    reader: ReaderKind = "fast"
 
     def __post_init__(self) -> None:
         if self.timeout_s < 0 or self.memory_mb < 0:
