@@ -1,4 +1,4 @@
-"""What the `gnm` command groups share: the --params option and the progress bar."""
+"""What the `gnm` command groups share: the --params and --profile options and the progress bar."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import TypeVar
 
 import click
 
+DEFAULT_PROFILE = "default"
+
 T = TypeVar("T")
 
 LOG_LINE_S = 30.0  # without a terminal, a progress line at most this often (seconds)
@@ -20,6 +22,14 @@ PARAMS_OPTION = click.option(
     type=click.Path(exists=True, dir_okay=False),
     default=None,
     help="Parameter file (default: the built-in defaults, equal to the shipped params.yaml).",
+)
+
+# For the commands that read a build: its outputs live in data/<profile>/ and reports/<profile>/.
+BUILT_PROFILE_OPTION = click.option(
+    "--profile",
+    default=DEFAULT_PROFILE,
+    show_default=True,
+    help="The built profile to read (data/<profile>/, reports/<profile>/).",
 )
 
 

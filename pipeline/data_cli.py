@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli_common import PARAMS_OPTION, progress
+from pipeline.cli_common import BUILT_PROFILE_OPTION, PARAMS_OPTION, progress
 from pipeline.corpora import (
     CorpusDecl,
     SourceFile,
@@ -606,19 +606,20 @@ def grid_report(
 
 
 @data.command()
+@BUILT_PROFILE_OPTION
 @click.option(
     "--stages-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data"),
-    show_default=True,
-    help="Folder holding one output folder per stage (ingest/, dedupe/, ..., tokenize/).",
+    default=None,
+    help="Folder holding one output folder per stage (ingest/, dedupe/, ..., tokenize/); "
+    "default: data/<profile>.",
 )
 @click.option(
     "--reports",
     "reports_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
-    show_default=True,
+    default=None,
+    help="Where the ledger is written; default: reports/<profile>.",
 )
 @click.option(
     "--status",
@@ -628,14 +629,23 @@ def grid_report(
     help="List the items with this status instead of the summary.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def ledger(stages_dir: Path, reports_dir: Path, status_filter: str | None, as_json: bool) -> None:
-    """Merge the stages' decisions into the ledger (reports/ledger.parquet + ledger.json) and show it.
+def ledger(
+    profile: str,
+    stages_dir: Path | None,
+    reports_dir: Path | None,
+    status_filter: str | None,
+    as_json: bool,
+) -> None:
+    """Merge a build's decisions into its ledger (reports/<profile>/ledger.parquet + ledger.json)
+    and show it.
 
     \b
     Example:
       gnm data ledger
-      gnm data ledger --status quarantined --json
+      gnm data ledger --profile full --status quarantined --json
     """
+    stages_dir = stages_dir if stages_dir is not None else Path("data") / profile
+    reports_dir = reports_dir if reports_dir is not None else Path("reports") / profile
     stages = [
         stage for stage in STAGE_ORDER if (stages_dir / stage / "decisions.parquet").is_file()
     ]

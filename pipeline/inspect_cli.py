@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from pipeline.cli_common import BUILT_PROFILE_OPTION
 from pipeline.errors import GnmError
 from pipeline.ledger import STAGE_ORDER
 from pipeline.stages import shard as shard_stage
@@ -17,10 +18,14 @@ SHARDS_OPTION = click.option(
     "--shards",
     "shards_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data/default/shards"),
-    show_default=True,
-    help="Shard folder (with index.json).",
+    default=None,
+    help="Shard folder (with index.json); default: data/<profile>/shards.",
 )
+
+
+def shards_of(profile: str, shards_dir: Path | None) -> Path:
+    """The shard folder a read command uses: `--shards` when given, else the profile's."""
+    return shards_dir if shards_dir is not None else Path("data") / profile / "shards"
 
 
 def _table(header: list[str], rows: list[Any]) -> str:
@@ -46,6 +51,7 @@ def _table(header: list[str], rows: list[Any]) -> str:
 
 @click.command("stats")
 @SHARDS_OPTION
+@BUILT_PROFILE_OPTION
 @click.option(
     "--by",
     type=click.Choice(["corpus", "genre", "composer", "meter", "split"]),
@@ -61,7 +67,9 @@ def _table(header: list[str], rows: list[Any]) -> str:
     help="Also write stats.json and plots/*.png here (the DVC stats stage does).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the full statistics as JSON.")
-def stats(shards_dir: Path, by: str, write_dir: Path | None, as_json: bool) -> None:
+def stats(
+    shards_dir: Path | None, profile: str, by: str, write_dir: Path | None, as_json: bool
+) -> None:
     """Token statistics of the shards: pieces, bars, tokens, meters, quantisation loss.
 
     \b
@@ -70,6 +78,7 @@ def stats(shards_dir: Path, by: str, write_dir: Path | None, as_json: bool) -> N
       gnm data stats --by meter
       gnm data stats --json > stats.json
     """
+    shards_dir = shards_of(profile, shards_dir)
     shards = shard_stage.open_shards(shards_dir)
     if not shards.index["shards"]:
         raise GnmError(f"{shards_dir}: the index lists no shards (every item was rejected?)")
@@ -145,6 +154,7 @@ def _suggest(shards: shard_stage.ShardSet, item_id: str) -> list[str]:
 @click.command("inspect")
 @click.argument("item_id")
 @SHARDS_OPTION
+@BUILT_PROFILE_OPTION
 @click.option(
     "--stages-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -164,7 +174,8 @@ def _suggest(shards: shard_stage.ShardSet, item_id: str) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def inspect(
     item_id: str,
-    shards_dir: Path,
+    shards_dir: Path | None,
+    profile: str,
     stages_dir: Path | None,
     max_bars: int,
     output: Path | None,
@@ -177,6 +188,7 @@ def inspect(
       gnm data inspect m21-bach/bach/bwv66.6.mxl
       gnm data inspect m21-mozart/mozart/k458/movement3.mxl --bars 4 -o k458.mid
     """
+    shards_dir = shards_of(profile, shards_dir)
     shards = shard_stage.open_shards(shards_dir)
     stages_dir = stages_dir or shards_dir.parent
     trail = ledger_trail(stages_dir, item_id)

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
@@ -38,6 +39,20 @@ def test_statistics_add_up(tiny_build: Path) -> None:
     assert stats["tokens_per_bar"]["count"] == totals["bars"]
 
 
+def test_source_ratio_per_corpus_is_notes_read_over_notes_written(tiny_build: Path) -> None:
+    shards = open_shards(tiny_build / "data/default/shards")
+    rows = [r for f in shards.files() for r in pq.read_table(f).to_pylist()]
+    stats = compute(shards)
+    for group in stats["by"]["corpus"]:
+        mine = [r for r in rows if r["corpus"] == group["name"] and r["source_notes"]]
+        assert group["counted_pieces"] == len(mine)
+        expected = sum(r["notes"] for r in mine) / sum(r["source_notes"] for r in mine)
+        assert group["source_ratio"] == round(expected, 4)
+        assert 0.98 <= group["source_ratio"] <= 1.05  # verify quarantines readings under 0.98
+    table = CliRunner().invoke(main, ["data", "stats", "--shards", str(shards.folder)]).output
+    assert "read/src" in table
+
+
 def test_stats_command_tables_and_json(tiny_build: Path) -> None:
     runner = CliRunner()
     shards = str(tiny_build / "data/default/shards")
@@ -52,6 +67,25 @@ def test_stats_command_tables_and_json(tiny_build: Path) -> None:
     assert data["format"] == "gnm-stats/1" and data["resolution"] == 12
     missing = runner.invoke(main, ["data", "stats", "--shards", str(tiny_build / "nope")])
     assert missing.exit_code == 1 and "index.json: missing" in missing.output
+
+
+def test_read_commands_default_to_the_default_profiles_folders(
+    tiny_build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tiny_build)  # holds data/default/ and reports/default/, as a build leaves
+    runner = CliRunner()
+    result = runner.invoke(main, ["data", "stats"])
+    assert result.exit_code == 0 and "data/default/shards:" in result.output, result.output
+    reports = tmp_path / "reports"
+    ledger = runner.invoke(main, ["data", "ledger", "--reports", str(reports), "--json"])
+    assert ledger.exit_code == 0 and json.loads(ledger.output)["adds_up"], ledger.output
+    assert "tokenize" in json.loads(ledger.output)["stages"]
+    other = runner.invoke(main, ["data", "ledger", "--profile", "full", "--reports", str(reports)])
+    assert other.exit_code == 1 and "data/full/ingest/decisions.parquet: missing" in other.output
+    piece = runner.invoke(
+        main, ["data", "inspect", "m21-chopin/chopin/mazurka06-2.krn", "--bars", "1"]
+    )
+    assert piece.exit_code == 0, piece.output
 
 
 def test_inspect_shows_a_piece_and_writes_what_the_model_sees(

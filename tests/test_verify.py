@@ -1,12 +1,20 @@
 from __future__ import annotations
 
 from fractions import Fraction as F
+from pathlib import Path
 
 import pytest
 
 from pipeline.score import Meter, Note, Score, ScoreMeta, TempoChange, bars_from_meters
 from pipeline.stages.meter import MeterConfig
-from pipeline.stages.verify import VerifyConfig, check, composer_check, fold_pitches, names_match
+from pipeline.stages.verify import (
+    VerifyConfig,
+    check,
+    composer_check,
+    fold_pitches,
+    names_match,
+    truncation,
+)
 
 KNOWN = ["Bach", "CPEBach", "Mozart", "Beethoven", "Chopin", "ClaraSchumann", "Schumann"]
 
@@ -81,7 +89,6 @@ def test_a_reading_short_of_the_source_measures_is_truncated() -> None:
     from fractions import Fraction
 
     from pipeline.score import Bar, Meter, Note, ScoreMeta
-    from pipeline.stages.verify import truncation
 
     bars = tuple(Bar(Fraction(4 * i), Fraction(4), Meter(4, 4)) for i in range(8))
     notes = tuple(Note(Fraction(4 * i), 60, Fraction(4)) for i in range(8))
@@ -96,3 +103,67 @@ def test_a_reading_short_of_the_source_measures_is_truncated() -> None:
     # bars intact, notes lost (music21 drops a chord whose member it cannot parse)
     assert truncation(score.with_counts({"source_notes": 8}), cfg) is None
     assert truncation(score.with_counts({"source_notes": 10}), cfg) == "notes_lost:8/10"
+
+
+def _cut(score: Score, bars: int, drop_every: int = 0) -> Score:
+    """The reading a lossy parser gives: the first `bars` bars, and every `drop_every`th note
+    dropped (0: none), as music21 drops measures or chords it cannot parse."""
+    kept = score.bars[:bars]
+    end = kept[-1].start + kept[-1].length
+    notes = [n for n in score.notes if n.onset + n.duration <= end]
+    if drop_every:
+        notes = [n for i, n in enumerate(notes) if i % drop_every]
+    return score.replace(notes=tuple(notes), bars=kept)
+
+
+# One real file per notation format (MIDI writes no measures: a cut MIDI file is `bad_midi`).
+WORKS = ["bach/bwv66.6.mxl", "ciconia/quod_jactatur.xml", "bach/bwv277.krn", "airdsAirs/book1.abc"]
+
+
+@pytest.mark.parametrize("work", WORKS)
+def test_a_real_file_read_short_is_quarantined_in_every_format(
+    work: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from music21 import corpus
+
+    from pipeline.stages import ingest
+
+    path = str(corpus.getWork(work))
+    whole = next(
+        s for s in ingest.parse_job(ingest.ParseJob(path, False, None)) if isinstance(s, Score)
+    )
+    cfg, row = VerifyConfig(), {"composer": None, "source_composer": ""}
+    measures, written = int(whole.report["source_measures"]), int(whole.report["source_notes"])
+    assert truncation(whole, cfg) is None  # the fast reader reads what the file writes
+    assert written >= len(whole.notes) >= 0.98 * written
+    read_items = ingest.read_items
+    for cut, reason in [
+        (lambda s: _cut(s, len(s.bars) // 2), "truncated"),
+        (lambda s: _cut(s, len(s.bars), drop_every=10), "notes_lost"),
+    ]:
+        monkeypatch.setattr(
+            ingest,
+            "read_items",
+            lambda p, cut=cut, **kw: [
+                cut(s) if isinstance(s, Score) else s for s in read_items(p, **kw)
+            ],
+        )
+        short = next(
+            s for s in ingest.parse_job(ingest.ParseJob(path, False, None)) if isinstance(s, Score)
+        )
+        read = len(short.bars) if reason == "truncated" else len(short.notes)
+        source = measures if reason == "truncated" else written
+        assert check(short, row, cfg, MeterConfig(), KNOWN) == f"{reason}:{read}/{source}"
+
+
+def test_a_midi_file_cut_short_is_bad_midi(tmp_path: Path) -> None:
+    from pipeline.errors import ScoreParseError
+    from pipeline.stages import ingest
+    from pipeline.synthetic import midi_bytes, piece
+
+    data = midi_bytes(piece(0, 0))
+    path = tmp_path / "cut.mid"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ScoreParseError) as failed:
+        ingest.parse_job(ingest.ParseJob(str(path), False, None))
+    assert failed.value.reason == "bad_midi"

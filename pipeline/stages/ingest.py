@@ -57,6 +57,7 @@ PIECES_SCHEMA = pa.schema(
         ("source_composer", pa.string()),
         ("reader", pa.string()),  # fast | reference | reader_fallback:<what>
         ("notes", pa.int64()),
+        ("source_notes", pa.int64()),  # as written (readers.source_counts); null: not counted
         ("bars", pa.int64()),
         ("score_json", pa.string()),
     ]
@@ -172,6 +173,12 @@ def _with_source_count(score: Score, count: SourceCount | None) -> Score:
     if count is None:
         return score
     return score.with_counts({"source_measures": count.measures, "source_notes": count.notes})
+
+
+def _source_notes(score: Score) -> int | None:
+    """The notes its source writes (None for MIDI and sources that could not be counted)."""
+    written = score.report.get("source_notes")
+    return None if written is None else int(written)
 
 
 def _cache_path(cache_dir: Path, sha: str, job: ParseJob) -> Path:
@@ -373,6 +380,7 @@ class IngestResult:
                 "source_composer": score.meta.composer,
                 "reader": reader,
                 "notes": len(score.notes),
+                "source_notes": _source_notes(score),
                 "bars": len(score.bars),
             }
             # The ledger names every item the reference reader had to read for the fast one.

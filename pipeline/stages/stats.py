@@ -3,8 +3,9 @@
 Everything is read from the shards, so the figures describe exactly what a trainer sees:
 pieces / bars / tokens / notes per corpus, genre, composer and split; token frequencies by type
 and by token; tokens per bar and per piece; bars per meter before and after normalisation; and
-the quantisation loss (notes whose onset or duration moved, and why) per corpus and composer.
-Token counts are accumulated one shard at a time, so memory does not grow with the corpus.
+the quantisation loss (notes whose onset or duration moved, and why) per corpus and composer;
+and `source_ratio`, the notes read against the notes their sources write (null where nothing
+was counted: MIDI). Token counts are accumulated one shard at a time, so memory does not grow with the corpus.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def _frame(shards: ShardSet) -> pl.DataFrame:
     df = pl.concat([pl.read_parquet(f, columns=columns) for f in shards.files()])
     if "reader" not in df.columns:  # shards written before the fast readers
         df = df.with_columns(pl.lit(None, dtype=pl.String).alias("reader"))
+    if "source_notes" not in df.columns:  # shards written before the source counts were kept
+        df = df.with_columns(pl.lit(None, dtype=pl.UInt32).alias("source_notes"))
     return df
 
 
@@ -60,6 +63,10 @@ def _group_table(df: pl.DataFrame, by: str) -> list[dict[str, Any]]:
             moved_finer_value=pl.col("moved_finer_value").sum(),
             grace_dropped=pl.col("grace_dropped").sum(),
             reader_fallbacks=pl.col("reader").str.starts_with("reader_fallback:").sum(),
+            # notes read against notes written, over the pieces whose source was counted
+            counted_pieces=(pl.col("source_notes") > 0).sum(),
+            counted_notes=pl.col("notes").filter(pl.col("source_notes") > 0).sum(),
+            source_notes=pl.col("source_notes").filter(pl.col("source_notes") > 0).sum(),
             durations_clipped=pl.col("durations_clipped").sum(),
             onset_error_sum=(pl.col("onset_error_mean_ticks") * pl.col("notes")).sum(),
         )
@@ -73,6 +80,10 @@ def _group_table(df: pl.DataFrame, by: str) -> list[dict[str, Any]]:
         row["onset_error_mean_ticks"] = (
             round(row.pop("onset_error_sum") / notes, 4) if notes else 0.0
         )
+        written = row.pop("source_notes") or 0
+        read = row.pop("counted_notes") or 0
+        # None where nothing was counted (MIDI): no ratio rather than a made-up one
+        row["source_ratio"] = round(read / written, 4) if written else None
         row["name"] = row.pop(by)
         rows.append(row)
     return rows
@@ -262,11 +273,12 @@ def table_rows(stats: Mapping[str, Any], by: str) -> tuple[list[str], list[list[
         "finer",
         "clipped",
         "fallback",
+        "read/src",
     ]
     rows = [
         [r["name"], r["pieces"], r["bars"], r["tokens"], r["tokens_per_bar"], r["notes"],
          round(100 * r["share_moved"], 2), r["moved_tuplet"], r["moved_finer_value"], r["durations_clipped"],
-         r["reader_fallbacks"]]
+         r["reader_fallbacks"], "-" if r.get("source_ratio") is None else r["source_ratio"]]
         for r in stats["by"][by]
     ]  # fmt: skip
     return header, rows

@@ -80,6 +80,7 @@ CARRIED = [
     pa.field("title", pa.string()),
     pa.field("reader", pa.string()),  # fast | reference | reader_fallback:<what>
     pa.field("notes", pa.uint32()),
+    pa.field("source_notes", pa.uint32()),  # as written in the source; null: not counted (MIDI)
     *METER_COLUMNS,
     *QUANTIZE_COLUMNS,
 ]
