@@ -8,8 +8,17 @@ from hypothesis import strategies as st
 
 from pipeline.errors import MeterError
 from pipeline.score import Bar, Meter, Note, Score, ScoreMeta
-from pipeline.stages.meter import DEFAULT_RULES, SUPPORTED_METERS, MeterConfig, normalize_meters
-from tests.conftest import m21_path, read_one
+from pipeline.stages.meter import (
+    DEFAULT_PAIRS,
+    DEFAULT_RULES,
+    SUPPORTED_METERS,
+    IncompletePolicy,
+    MeterConfig,
+    normalize_meters,
+)
+from pipeline.stages.tokenize import tokenize_score
+from pipeline.tokenizer import Tokenizer
+from tests.conftest import m21_path, read_one, shared_data_root
 
 REQUIRED_RULES = {
     "2/2": ["4/4"], "4/2": ["4/4", "4/4"], "3/2": ["3/4", "3/4"], "6/4": ["3/4", "3/4"],
@@ -125,6 +134,19 @@ def test_overfull_bar_split_into_meter_and_remainder() -> None:
     assert n.meters() == ["4/4", "4/4"] and n.report["overfull_bars_split"] == 1
 
 
+def test_a_bar_thousands_of_quarters_long_is_cut_without_recursion(tokenizer: Tokenizer) -> None:
+    # A MusicXML file without bar lines: one 4/4 bar of 4,001 quarters (a RecursionError once).
+    s = score_of([(F(4001), "4/4")], [(F(k), 60 + k % 12, F(1)) for k in range(4001)])
+    n = normalize_meters(s, MeterConfig(incomplete_bars="error"))
+    assert n.meters() == ["4/4"] * 998 + ["3/4"] * 3  # the last 9 quarters are 9/4
+    assert n.note_keys() == s.note_keys() and n.report["overfull_bars_split"] == 998
+    assert len(tokenize_score(s, tokenizer).score.bars) == 1001
+    odd = score_of([(F(16005, 4), "4/4")], [(F(0), 60, F(1))])  # leaves 5/4 of a quarter
+    with pytest.raises(MeterError, match="bar at quarter 4000 is 5/4 quarters long"):
+        normalize_meters(odd, MeterConfig(incomplete_bars="error"))
+    assert normalize_meters(odd).report["overfull_bars_split"] == 1000
+
+
 def test_bad_rule_tables_are_refused() -> None:
     with pytest.raises(ValueError, match="does not add up"):
         MeterConfig(rules={"5/4": ("2/4", "2/4")})
@@ -134,6 +156,101 @@ def test_bad_rule_tables_are_refused() -> None:
         {"rules": {"5/8": ["3/8", "2/8"]}, "supported": [*SUPPORTED_METERS, "2/8"]}
     )
     assert [str(m) for m in cfg.decompose(Meter(5, 8))] == ["3/8", "2/8"]
+
+
+def test_pair_rule_drops_every_second_bar_line() -> None:
+    assert DEFAULT_PAIRS == {"2/8": "2/4", "3/16": "3/8"}
+    s = score_of([(F(1), "2/8")] * 4, [(F(0), 60, F(1, 2)), (F(3, 2), 62, F(1)), (F(3), 64, F(1))])
+    n = normalize_meters(s, MeterConfig(incomplete_bars="error"))
+    assert n.meters() == ["2/4", "2/4"] and [b.start for b in n.bars] == [0, 2]
+    assert n.note_keys() == s.note_keys()  # the note across the dropped bar line is untouched
+    assert n.report == {"bars_paired": 2}
+    s = score_of([(F(3, 4), "3/16")] * 2 + [(F(3), "3/4")], [(F(1, 2), 60, F(1, 2))])
+    assert normalize_meters(s).meters() == ["3/8", "3/4"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "meters", "counts"),
+    [
+        # the odd last 2/8 bar joins its previous bar: 2 + 1 quarters -> 3/4
+        ("merge", ["2/4", "3/4"], {"short_bars_merged": 1, "overfull_bars_reexpressed": 1}),
+        ("pad", ["2/4", "2/4", "2/4"], {"incomplete_bars_padded": 1, "padding_quarters": 1}),
+    ],
+)
+def test_pair_rule_pickup_and_odd_last_bar(
+    policy: IncompletePolicy, meters: list[str], counts: dict[str, float]
+) -> None:
+    # 2/8: an eighth pickup, then three full bars.
+    s = score_of(
+        [(F(1, 2), "2/8"), (F(1), "2/8"), (F(1), "2/8"), (F(1), "2/8")],
+        [(F(0), 67, F(1, 2)), (F(1, 2), 60, F(1)), (F(5, 2), 64, F(1))],
+        pickup=True,
+    )
+    n = normalize_meters(s, MeterConfig(incomplete_bars=policy))
+    assert n.pickup_shift == F(3, 2) and n.meters() == meters
+    assert n.report == {"bars_paired": 1, "bars_unpaired": 2, "pickup_right_aligned": 1, **counts}
+    assert n.note_keys() == [(o + F(3, 2), p, d) for o, p, d in s.note_keys()]
+    with pytest.raises(MeterError, match="bar at quarter 5/2 is 1 quarters long"):
+        normalize_meters(s, MeterConfig(incomplete_bars="error"))
+
+
+def test_a_lone_bar_in_a_paired_meter_is_read_as_part_of_its_neighbours() -> None:
+    # A 3/16 fragment between 4/4 bars of a reel (O'Neill's 1850 has such bars) has nothing to
+    # pair with: as before pairs existed, it is an incomplete 4/4 bar; two of them make a 3/8 bar.
+    lone = score_of([(F(4), "4/4"), (F(3, 4), "3/16"), (F(4), "4/4")], [(F(4), 60, F(1, 4))])
+    n = normalize_meters(lone)
+    assert n.report["unruled_meter_reinterpreted"] == 1 and "bars_paired" not in n.report
+    twice = score_of([(F(4), "4/4"), (F(3, 4), "3/16"), (F(3, 4), "3/16")], [(F(4), 60, F(1, 4))])
+    assert normalize_meters(twice).meters() == ["4/4", "3/8"]
+
+
+def test_pair_rules_are_data_and_validated() -> None:
+    cfg = MeterConfig.from_params({"rules": {"5/4": ["2/4", "3/4"], "2/8": {"pair": "2/4"}}})
+    assert cfg.rules == {"5/4": ("2/4", "3/4")} and cfg.pairs == {"2/8": "2/4"}
+    assert MeterConfig.from_params({}) == MeterConfig()
+    no_pairs = MeterConfig.from_params({"rules": {"5/4": ["2/4", "3/4"]}})
+    with pytest.raises(MeterError, match="2/8"):
+        normalize_meters(score_of([(F(1), "2/8")] * 2, [(F(0), 60, F(1))]), no_pairs)
+    bad = [
+        ({"2/8": {"pair": "3/4"}}, "3/4 is not twice 2/8"),
+        ({"4/8": {"pair": "4/4"}, "2/8": ["2/8"]}, "unsupported"),
+        ({"2/4": {"pair": "4/4"}}, "2/4 is supported or has a rule already"),
+        ({"2/8": {"pairs": "2/4"}}, "neither"),
+        ({"2/8": "2/4"}, "neither"),
+    ]
+    for rules, message in bad:
+        with pytest.raises(ValueError, match=message):
+            MeterConfig.from_params({"rules": rules})
+    with pytest.raises(ValueError, match="unsupported meter"):
+        MeterConfig(pairs={"4/16": "2/8"})
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.sampled_from(sorted(DEFAULT_PAIRS)),
+    st.integers(1, 40),
+    st.sampled_from(["merge", "pad"]),
+    st.booleans(),
+)
+def test_pairing_keeps_every_note_and_halves_the_bars(
+    meter: str, n_bars: int, policy: IncompletePolicy, with_pickup: bool
+) -> None:
+    full = Meter.parse(meter).length
+    bars = [(full / 2, meter)] * with_pickup + [(full, meter)] * n_bars
+    onsets = [sum((length for length, _ in bars[:i]), F(0)) for i in range(len(bars))]
+    s = score_of(bars, [(o, 60 + i % 12, full / 3) for i, o in enumerate(onsets)], with_pickup)
+    n = normalize_meters(s, MeterConfig(incomplete_bars=policy))
+    assert all(b.complete and str(b.meter) in SUPPORTED_METERS for b in n.bars)
+    assert n.report.get("bars_paired", 0) == n_bars // 2
+    assert n.report.get("bars_unpaired", 0) == n_bars % 2 + with_pickup
+    # the odd last bar joins the previous pair only where the sum has a meter (2/8: 3/4)
+    joined = policy == "merge" and meter == "2/8" and n_bars >= 3
+    assert len(n.bars) == with_pickup + n_bars // 2 + (n_bars % 2 and not joined)
+    # every note keeps its onset (moved by the pickup's shift only) and its duration
+    assert n.note_keys() == [(o + n.pickup_shift, p, d) for o, p, d in s.note_keys()]
+    padding = F(n.report.get("padding_quarters", 0))
+    assert n.bars[-1].end == s.bars[-1].end + n.pickup_shift + padding
+    assert normalize_meters(n).bars == n.bars
 
 
 # -- real pieces --------------------------------------------------------------------------------
@@ -178,6 +295,25 @@ def test_bach_pickup_and_meter_changes() -> None:
     n = normalize_meters(changes)
     assert "3/4" in n.meters() and n.meters()[1] == "4/4" and n.meters()[-2] == "4/4"
     assert _onsets_preserved(changes, n)
+
+
+def test_chopin_prelude_op28_no1_in_2_8_is_kept_with_every_second_bar_line_dropped(
+    tokenizer: Tokenizer,
+) -> None:
+    path = shared_data_root() / "sapp-chopin-preludes" / "prelude28-01.krn"
+    if not path.is_file():
+        pytest.skip("shared data not present")
+    s = read_one(path)
+    assert s.meters() == ["2/8"] * 34
+    result = tokenize_score(s, tokenizer, "Chopin")
+    n = result.score
+    assert n.meters() == ["2/4"] * 17 and [b.start for b in n.bars] == [
+        b.start for b in s.bars[::2]
+    ]
+    assert result.report["bars_paired"] == 17 and "bars_unpaired" not in result.report
+    assert "padding_quarters" not in result.report and n.pickup_shift == 0
+    decoded = tokenizer.decode(result.ids)
+    assert decoded.meters() == n.meters() and set(decoded.note_keys()) == set(n.note_keys())
 
 
 def test_tuplets_and_grace_pieces_normalise_without_moving_onsets() -> None:

@@ -16,13 +16,24 @@ counts it:
   `short_bars_merged`), and pads where neither fits; `pad` fills it to a full bar of its meter with
   silence at its end and moves every later note by the padding (counted in `padding_quarters`);
   `error` raises MeterError;
-* an overfull bar is cut into full bars of its meter plus a remainder treated as above.
+* an overfull bar is cut into full bars of its meter plus a remainder treated as above (without
+  recursion: a bar of thousands of quarters, a file without bar lines, becomes that many bars).
+
+A second kind of rule pairs bars: a meter half as long as a supported one (2/8, 3/16) maps to the
+supported meter of twice its length (`2/8: {pair: 2/4}`). In each run of consecutive full bars in
+that meter the bars are merged two by two from the run's start, dropping every second bar line
+(counted as `bars_paired`); onsets never move. Every other bar in that meter (a pickup, an
+incomplete bar, the odd last bar of a run) becomes a bar of the pair meter with its own, shorter
+length (counted as `bars_unpaired`) and is handled by the rules above: a pickup is right-aligned,
+an odd last bar is joined to its neighbour under `merge` (three 2/8 bars -> one 3/4 bar), padded
+under `pad`, refused under `error`.
 
 A meter with no rule raises `MeterError` naming it (`meter:<n/d>`): nothing is forced into 4/4.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,15 +76,24 @@ DEFAULT_RULES: Mapping[str, tuple[str, ...]] = {
     "10/4": ("2/4", "3/4", "2/4", "3/4"),
 }
 
+# Meters shorter than every supported one, whose bars are merged two by two into the supported
+# meter of twice their length (Chopin's Prelude op. 28 no. 1 is written in 2/8).
+DEFAULT_PAIRS: Mapping[str, str] = {"2/8": "2/4", "3/16": "3/8"}
+
 IncompletePolicy = Literal["merge", "pad", "error"]
 
 
 @dataclass(frozen=True)
 class MeterConfig:
-    """Parameters of meter normalisation (params.yaml section `meter`)."""
+    """Parameters of meter normalisation (params.yaml section `meter`).
+
+    `rules` decompose a bar into supported meters; `pairs` merge two bars of a meter into one of
+    the supported meter twice as long. params.yaml writes both in one table, `rules`.
+    """
 
     supported: tuple[str, ...] = SUPPORTED_METERS
     rules: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_RULES))
+    pairs: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PAIRS))
     incomplete_bars: IncompletePolicy = "merge"
     reinterpret_short_unruled: bool = True
 
@@ -87,6 +107,17 @@ class MeterConfig:
             unsupported = [p for p in parts if p not in self.supported]
             if unsupported:
                 raise ValueError(f"meter rule {source} uses unsupported meters {unsupported}")
+        for source, pair in self.pairs.items():
+            if pair not in self.supported:
+                raise ValueError(f"meter pair rule {source} -> {pair} uses an unsupported meter")
+            if Meter.parse(pair).length != 2 * Meter.parse(source).length:
+                raise ValueError(
+                    f"meter pair rule {source} -> {pair}: {pair} is not twice {source}"
+                )
+            if source in self.supported or source in self.rules:
+                raise ValueError(
+                    f"meter {source} is supported or has a rule already; it cannot pair"
+                )
         if self.incomplete_bars not in ("merge", "pad", "error"):
             raise ValueError(
                 f"incomplete_bars must be 'merge', 'pad' or 'error', not {self.incomplete_bars!r}"
@@ -94,7 +125,9 @@ class MeterConfig:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> MeterConfig:
-        """Build from a params.yaml section (`supported`, `rules`, `incomplete_bars`)."""
+        """Build from a params.yaml section (`supported`, `rules`, `incomplete_bars`,
+        `reinterpret_short_unruled`); `rules` holds both kinds, `5/4: [2/4, 3/4]` and
+        `2/8: {pair: 2/4}`, and replaces the whole default table when given."""
         unknown = set(params) - {
             "supported",
             "rules",
@@ -103,18 +136,28 @@ class MeterConfig:
         }
         if unknown:
             raise ValueError(f"unknown meter parameters: {', '.join(sorted(unknown))}")
-        rules_raw = params.get("rules", DEFAULT_RULES)
         supported_raw = params.get("supported", SUPPORTED_METERS)
-        if not isinstance(rules_raw, Mapping) or not all(
-            isinstance(v, list | tuple) for v in rules_raw.values()
-        ):
-            raise ValueError("rules must map a meter to a list of meters, e.g. 5/4: [2/4, 3/4]")
         if not isinstance(supported_raw, list | tuple):
             raise ValueError("supported must be a list of meters")
-        rules = {str(k): tuple(str(p) for p in v) for k, v in rules_raw.items()}
+        if "rules" in params:
+            rules, pairs = _rule_table(params["rules"])
+        else:
+            rules, pairs = dict(DEFAULT_RULES), dict(DEFAULT_PAIRS)
+        reinterpret = params.get("reinterpret_short_unruled", True)
+        if not isinstance(reinterpret, bool):
+            raise ValueError("reinterpret_short_unruled must be true or false")
         return cls(
-            tuple(str(m) for m in supported_raw), rules, params.get("incomplete_bars", "merge")
+            supported=tuple(str(m) for m in supported_raw),
+            rules=rules,
+            pairs=pairs,
+            incomplete_bars=params.get("incomplete_bars", "merge"),
+            reinterpret_short_unruled=reinterpret,
         )
+
+    def stands_alone(self, meter: Meter) -> bool:
+        """True when one bar of `meter` has supported meters of its own (supported or ruled)."""
+        text = str(meter)
+        return text in self.supported or text in self.rules
 
     def decompose(self, meter: Meter) -> tuple[Meter, ...]:
         """The supported meters a full bar of `meter` becomes; MeterError when there is no rule."""
@@ -138,6 +181,24 @@ class MeterConfig:
         return None
 
 
+def _rule_table(raw: object) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Split params.yaml's `rules` into decompositions (`5/4: [2/4, 3/4]`) and pairs
+    (`2/8: {pair: 2/4}`); ValueError naming the form for anything else."""
+    usage = "rules must map a meter to a list of meters (5/4: [2/4, 3/4]) or to a pair (2/8: {pair: 2/4})"
+    if not isinstance(raw, Mapping):
+        raise ValueError(usage)
+    rules: dict[str, tuple[str, ...]] = {}
+    pairs: dict[str, str] = {}
+    for source, target in raw.items():
+        if isinstance(target, list | tuple):
+            rules[str(source)] = tuple(str(p) for p in target)
+        elif isinstance(target, Mapping) and set(target) == {"pair"}:
+            pairs[str(source)] = str(target["pair"])
+        else:
+            raise ValueError(f"{usage}; {source}: {target!r} is neither")
+    return rules, pairs
+
+
 def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
     """Return `score` with every bar a full bar of a supported meter (see the module docstring)."""
     cfg = cfg or MeterConfig()
@@ -151,6 +212,8 @@ def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
     if cfg.reinterpret_short_unruled:
         bars = _reinterpret_short_unruled(bars, cfg, counts)
     bars = _merge_split_bars(bars, counts)
+    if cfg.pairs:
+        bars = _pair_bars(bars, cfg, counts)
     if cfg.incomplete_bars == "merge":
         bars = _merge_short_bars(bars, cfg, counts)
     for i, bar in enumerate(bars):
@@ -189,8 +252,17 @@ def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
 
 
 def _ruled(cfg: MeterConfig, meter: Meter) -> bool:
-    text = str(meter)
-    return text in cfg.supported or text in cfg.rules
+    return cfg.stands_alone(meter) or str(meter) in cfg.pairs
+
+
+def _has_partner(bars: Sequence[Bar], i: int, cfg: MeterConfig) -> bool:
+    """True when bar `i` is in a paired meter and a bar beside it is in the same meter."""
+    meter = bars[i].meter
+    if str(meter) not in cfg.pairs:
+        return False
+    return (i > 0 and bars[i - 1].meter == meter) or (
+        i + 1 < len(bars) and bars[i + 1].meter == meter
+    )
 
 
 def _reinterpret_short_unruled(
@@ -199,10 +271,12 @@ def _reinterpret_short_unruled(
     """A bar in a meter without a rule that is shorter than its neighbour's ruled meter is an
     incomplete bar of that meter (music21's ABC reader writes a line-start fragment of a 2/4 tune
     as a bar of 1/4 or 1/8); the first such bar becomes a pickup. A piece in such a meter
-    throughout has no ruled neighbour and still raises MeterError."""
+    throughout has no ruled neighbour and still raises MeterError. A bar in a paired meter with
+    no bar of its meter beside it has nothing to pair with and is read the same way (a 3/16
+    fragment of a 4/4 reel)."""
     out = list(bars)
     for i, bar in enumerate(bars):
-        if _ruled(cfg, bar.meter):
+        if cfg.stands_alone(bar.meter) or _has_partner(bars, i, cfg):
             continue
         before = next((b.meter for b in reversed(bars[:i]) if _ruled(cfg, b.meter)), None)
         after = next((b.meter for b in bars[i + 1 :] if _ruled(cfg, b.meter)), None)
@@ -229,6 +303,31 @@ def _merge_split_bars(bars: Sequence[Bar], counts: defaultdict[str, float]) -> l
             counts["split_bars_merged"] += 1
         else:
             out.append(bar)
+    return out
+
+
+def _pair_bars(bars: Sequence[Bar], cfg: MeterConfig, counts: defaultdict[str, float]) -> list[Bar]:
+    """Merge two consecutive full bars of a paired meter into one full bar of its pair meter,
+    left to right; every other bar of a paired meter becomes a shorter bar of the pair meter."""
+    out: list[Bar] = []
+    i = 0
+    while i < len(bars):
+        bar = bars[i]
+        pair = cfg.pairs.get(str(bar.meter))
+        if pair is None:
+            out.append(bar)
+            i += 1
+            continue
+        meter = Meter.parse(pair)
+        partner = bars[i + 1] if i + 1 < len(bars) else None
+        if bar.complete and partner is not None and partner.meter == bar.meter and partner.complete:
+            out.append(Bar(bar.start, meter.length, meter))
+            counts["bars_paired"] += 1
+            i += 2
+        else:
+            out.append(Bar(bar.start, bar.length, meter, pickup=bar.pickup))
+            counts["bars_unpaired"] += 1
+            i += 1
     return out
 
 
@@ -269,26 +368,41 @@ def _merge_short_bars(
 def _irregular_bar(
     bar: Bar, parts: tuple[Meter, ...], cfg: MeterConfig, counts: defaultdict[str, float]
 ) -> tuple[list[Meter], Fraction]:
-    """Meters for a bar whose length differs from its meter, and the padding added at its end."""
-    exact = cfg.express(bar.length, bar.meter)
+    """Meters for a bar whose length differs from its meter, and the padding added at its end.
+
+    An overfull bar loses one full bar of its meter at a time (each counted in
+    `overfull_bars_split`) until the rest has a meter or is no longer overfull; no meter is
+    longer than the longest rule, so the cuts above that length are made at once.
+    """
+    step = bar.meter.length
+    cuts = max(0, math.ceil((bar.length - _longest(cfg)) / step))
+    length = bar.length - cuts * step
+    exact = cfg.express(length, bar.meter)
+    while exact is None and length > step:
+        cuts += 1
+        length -= step
+        exact = cfg.express(length, bar.meter)
+    meters = list(parts) * cuts
+    if cuts:
+        counts["overfull_bars_split"] += cuts
     if exact is not None:
-        kind = "incomplete" if bar.length < bar.meter.length else "overfull"
+        kind = "incomplete" if length < step else "overfull"
         counts[f"{kind}_bars_reexpressed"] += 1
-        return list(exact), Fraction(0)
-    if bar.length > bar.meter.length:
-        counts["overfull_bars_split"] += 1
-        remainder = Bar(bar.start + bar.meter.length, bar.length - bar.meter.length, bar.meter)
-        rest, padding = _irregular_bar(remainder, parts, cfg, counts)
-        return [*parts, *rest], padding
+        return [*meters, *exact], Fraction(0)
     if cfg.incomplete_bars == "error":
         raise MeterError(
             str(bar.meter),
-            f"bar at quarter {bar.start} is {bar.length} quarters long, which no supported meter expresses",
+            f"bar at quarter {bar.end - length} is {length} quarters long, which no supported meter expresses",
         )
     counts["incomplete_bars_padded"] += 1
-    padding = bar.meter.length - bar.length
+    padding = step - length
     counts["padding_quarters"] += float(padding)
-    return list(parts), padding
+    return [*meters, *parts], padding
+
+
+def _longest(cfg: MeterConfig) -> Fraction:
+    """The longest bar `cfg.express` can return, in quarters."""
+    return max(Meter.parse(m).length for m in (*cfg.supported, *cfg.rules))
 
 
 def _shortest_tail(parts: Sequence[Meter], length: Fraction) -> tuple[Meter, ...]:
