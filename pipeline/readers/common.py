@@ -25,6 +25,15 @@ class ItemFailure:
     detail: str
 
 
+# Bars in one piece at most: a longer one is hostile or corrupt input (a 10**9-tick note), and
+# building its bars one by one would take minutes before any memory limit stops it.
+MAX_BARS = 100_000
+
+
+def _too_long(bars: int) -> ScoreParseError:
+    return ScoreParseError(f"more than {MAX_BARS} bars ({bars:,} or more)", "too_long")
+
+
 def make_bars(
     raw: Sequence[tuple[Fraction, Meter]],
     last_onset: Fraction | None,
@@ -63,6 +72,8 @@ def make_bars(
         if not bars:
             counts["default_meter"] += 1
         end = bars[-1].end if bars else Fraction(0)
+        if len(bars) + (last_onset - end) / meter.length > MAX_BARS:
+            raise _too_long(len(bars) + int((last_onset - end) / meter.length))
         while last_onset >= end:
             bars.append(Bar(end, meter.length, meter))
             end += meter.length
@@ -99,6 +110,8 @@ def bars_from_time_signatures(
             length = meter.length if last else min(meter.length, limit - cursor)
             raw.append((length, meter))
             cursor += length
+            if len(raw) > MAX_BARS:
+                raise _too_long(len(raw))
     return raw
 
 
