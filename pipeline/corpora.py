@@ -3,7 +3,7 @@
 A declaration is data: adding a corpus needs a YAML file, not code. It is validated against
 `schemas/corpus.schema.json`; every problem is a CorpusError naming the file and the field.
 Enumeration never leaves the declared root: a glob match whose resolved path escapes it (a
-symlink out, say) is refused.
+symlink out, say) is listed but never read (`source_files`: ingest quarantines it).
 """
 
 from __future__ import annotations
@@ -20,22 +20,9 @@ import yaml
 
 from pipeline.errors import CorpusError
 from pipeline.readers import SUPPORTED_EXTENSIONS, ReaderKind
+from pipeline.source_files import SourceFile, escape_name, scan
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "corpus.schema.json"
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One input file of a corpus: its path relative to the corpus root and on disk."""
-
-    corpus: str
-    rel_path: str
-    path: Path
-
-    @property
-    def id(self) -> str:
-        """The item id of the file (`<corpus>/<relative path>`); collection items add `#X:<n>`."""
-        return f"{self.corpus}/{self.rel_path}"
 
 
 @dataclass(frozen=True)
@@ -86,55 +73,31 @@ class CorpusDecl:
         return self.composer_map.get(raw, raw)
 
     def files(self, data_root: Path | None) -> list[SourceFile]:
-        """Every matching file, sorted by relative path, capped at `max_items` (deterministic)."""
+        """Every matching file, sorted by id, capped at `max_items` (deterministic).
+
+        Matches that cannot be read as files are listed too, each with its quarantine reason
+        (see `source_files`); ids are valid UTF-8 (`source_files.escape_name`).
+        """
         root = self.root(data_root)
         if not root.is_dir():
             raise CorpusError(f"{self.declaration}: source folder {root} does not exist")
-        resolved_root = root.resolve()
-        found: dict[str, Path] = {}
-        for pattern in self.include:
-            for path in root.glob(pattern):
-                if not path.is_file():
-                    continue
-                rel = path.relative_to(root).as_posix()
-                if any(_glob_match(rel, x) for x in self.exclude):
-                    continue
-                if not path.resolve().is_relative_to(resolved_root):
-                    raise CorpusError(
-                        f"{self.declaration}: {rel} resolves outside the corpus root {root}"
-                    )
-                suffix = path.suffix.lower().lstrip(".")
-                if self.formats and suffix not in self.formats:
-                    continue
-                if f".{suffix}" not in SUPPORTED_EXTENSIONS:
-                    continue
-                found[rel] = path
-        ordered = [SourceFile(self.name, rel, found[rel]) for rel in sorted(found)]
+        found: dict[str, SourceFile] = {}
+        try:
+            for entry in scan(root, self.include, self.exclude):
+                if not entry.folder:
+                    suffix = entry.path.suffix.lower().lstrip(".")
+                    if self.formats and suffix not in self.formats:
+                        continue
+                    if f".{suffix}" not in SUPPORTED_EXTENSIONS:
+                        continue
+                rel = escape_name(entry.rel)
+                found[rel] = SourceFile(self.name, rel, entry.path, entry.reason, entry.detail)
+        except OSError as exc:
+            raise CorpusError(
+                f"{self.declaration}: cannot list source folder {root}: {exc.strerror}"
+            ) from None
+        ordered = [found[rel] for rel in sorted(found)]
         return ordered[: self.max_items] if self.max_items else ordered
-
-
-def _glob_match(rel: str, pattern: str) -> bool:
-    return bool(re.fullmatch(_glob_to_regex(pattern), rel))
-
-
-@cache
-def _glob_to_regex(pattern: str) -> str:
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out += "(?:.*/)?"
-            i += 3
-        elif pattern[i] == "*":
-            out += "[^/]*"
-            i += 1
-        elif pattern[i] == "?":
-            out += "[^/]"
-            i += 1
-        else:
-            out += re.escape(pattern[i])
-            i += 1
-    return out
 
 
 @cache

@@ -244,6 +244,7 @@ def ingest(
         "items": len(ledger),
         "parsed": result.parsed,
         "from_cache": result.cached,
+        "unread": result.unread,
         "seconds": round(seconds, 2),
         "out": str(out_dir),
     }
@@ -256,7 +257,9 @@ def ingest(
     click.echo(
         f"ingest: {summary['files']} files -> {summary['items']} items "
         f"({summary['accepted']} read, {summary['quarantined']} quarantined) in {seconds:.1f} s; "
-        f"{result.parsed} parsed, {result.cached} from cache; wrote {out_dir}"
+        f"{result.parsed} parsed, {result.cached} from cache"
+        + (f", {result.unread} unread" if result.unread else "")
+        + f"; wrote {out_dir}"
     )
     for reason, count in summary["quarantine_reasons"].items():
         click.echo(f"  quarantined:{reason}: {count}")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -73,13 +74,36 @@ def test_directory_corpus_globs_excludes_composer_map_and_order(tmp_path: Path) 
 def test_paths_cannot_escape_the_root(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="source.path"):
         load_declaration(write(tmp_path, "bad", VALID.format(name="bad", path="../elsewhere")))
+    # A link out of the root is one bad item (listed with its reason, never read), not a bad
+    # declaration; a link to a folder inside is not followed (its files are listed once).
     data = tmp_path / "data" / "set"
-    data.mkdir(parents=True)
-    outside = tmp_path / "secret.mid"
-    outside.write_text("x")
-    os.symlink(outside, data / "link.mid")
+    (data / "bach").mkdir(parents=True)
+    (data / "bach" / "a.mid").write_text("x")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.mid").write_text("x")
+    os.symlink(outside / "secret.mid", data / "link.mid")
+    os.symlink(outside, data / "out")
+    os.symlink(data / "bach", data / "again")
     decl = load_declaration(write(tmp_path, "set", VALID.format(name="set", path="set")))
-    with pytest.raises(CorpusError, match="outside the corpus root"):
+    assert {f.rel_path: (f.reason, f.detail) for f in decl.files(tmp_path / "data")} == {
+        "bach/a.mid": (None, ""),
+        "link.mid": ("outside_root", "symlink to a file outside the root"),
+        "out": ("outside_root", "symlink to a folder outside the root"),
+    }
+
+
+def test_a_root_that_cannot_be_listed_is_a_corpus_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data" / "set").mkdir(parents=True)
+    decl = load_declaration(write(tmp_path, "set", VALID.format(name="set", path="set")))
+
+    def denied(path: object) -> object:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(CorpusError, match="cannot list source folder .*Permission denied"):
         decl.files(tmp_path / "data")
 
 

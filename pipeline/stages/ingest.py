@@ -4,7 +4,9 @@ For each file of each declaration: hash its bytes, look the hash up in the per-f
 by content hash and reader version, so unchanged files are never parsed twice and adding a
 corpus parses only its files), otherwise parse it in an isolated child (see `executor`) and
 cache the result, a failure included. A collection file yields one item per piece, with id
-`<corpus>/<relative path>#X:<n>`; a file that cannot be read is one quarantined item.
+`<corpus>/<relative path>#X:<n>`; a file that cannot be parsed is one quarantined item. A file
+that cannot be opened (or that the listing found unreadable: see `source_files`) is quarantined
+without being parsed or cached, so that it is read once it can be.
 
 Scores are never held for the whole corpus: each parsed file goes to the cache (or a temporary
 spool) as it finishes, and the output is written by reading the outcomes back in id order, one
@@ -21,6 +23,7 @@ import hashlib
 import heapq
 import itertools
 import json
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -40,6 +43,13 @@ from pipeline.readers.source_counts import SourceCount, count_source
 from pipeline.score import Score, ScoreMeta
 from pipeline.score_io import score_from_dict, score_to_dict
 from pipeline.score_store import ScoreWriter
+from pipeline.source_files import (
+    FILE_SYSTEM_REASONS,
+    NOT_A_REGULAR_FILE,
+    os_problem,
+    regular_file_sha256,
+    valid_text,
+)
 
 STAGE = "ingest"
 
@@ -154,6 +164,11 @@ def parse_job(job: ParseJob) -> list[Score | ItemFailure]:
     Each score also carries what its source holds as written (`source_measures`,
     `source_notes`, counted without any parser) for verify's truncation check.
     """
+    try:  # the parent read it, but permissions may have changed since: never cache that
+        os.close(os.open(job.path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as exc:
+        reason, detail = os_problem(exc)
+        raise ScoreParseError(detail, reason) from None
     items = read_items(job.path, expand_repeats=job.expand_repeats, reader=job.reader)
     try:
         written = count_source(Path(job.path))
@@ -208,8 +223,8 @@ def _load_cached(path: Path) -> Outcome[Parsed] | None:
 
 def _store_cached(path: Path, outcome: Outcome[Parsed]) -> bool:
     """Store `outcome` at `path` (atomically); False for outcomes that are never cached."""
-    if outcome.reason in ("timeout", "memory_limit", "crash"):
-        return False  # may depend on the machine's load: try again next time
+    if outcome.reason in ("timeout", "memory_limit", "crash", *FILE_SYSTEM_REASONS):
+        return False  # may depend on the machine's load or the file's permissions: try again
     if outcome.ok:
         data: dict[str, Any] = {
             "items": [
@@ -240,7 +255,8 @@ class IngestResult:
     reads the outcomes back and yields every item in id order, merging files so that it holds
     about one file's items whatever the corpus size. Outcomes live in the cache folder, or,
     without one, in a temporary spool that `close` removes. Outcomes that are never cached
-    (timeouts, crashes) are the only ones kept in memory, and they hold no scores.
+    (timeouts, crashes, files that could not be read) are the only ones kept in memory, and
+    they hold no scores.
     """
 
     def __init__(
@@ -249,7 +265,7 @@ class IngestResult:
         decls: Mapping[str, CorpusDecl],
         jobs: Sequence[ParseJob],
         shas: Sequence[str],
-        paths: Sequence[Path],
+        paths: Sequence[Path | None],
         store: Path,
         spool: tempfile.TemporaryDirectory[str] | None,
         failures: dict[int, Outcome[Parsed]],
@@ -269,9 +285,14 @@ class IngestResult:
         return self._parsed + len(self._reparsed)
 
     @property
+    def unread(self) -> int:
+        """Files that could not be read (see `source_files`): neither parsed nor cached."""
+        return sum(path is None for path in self._paths)
+
+    @property
     def cached(self) -> int:
         """Files whose outcome came from the cache."""
-        return len(self.files) - self.parsed
+        return len(self.files) - self.parsed - self.unread
 
     def entries(self, on_file: Callable[[int], None] | None = None) -> Iterator[Entry]:
         """Every item (accepted or quarantined) in id order; `on_file(1)` after each file read.
@@ -322,6 +343,7 @@ class IngestResult:
         if i in self._failures:
             return self._failures[i]
         path = self._paths[i]
+        assert path is not None, "a file without a cache entry has its outcome in _failures"
         loaded = _load_cached(path)
         if loaded is not None:
             return loaded
@@ -342,7 +364,7 @@ class IngestResult:
         outcome = self.outcome(i)
         if not outcome.ok:
             reason = _reason(outcome.reason or "error")
-            return [Entry(_file_quarantined(source, reason, outcome.detail))]
+            return [Entry(_file_quarantined(source, reason, valid_text(outcome.detail)))]
         parsed = outcome.value or []
         if not parsed:
             return [Entry(_file_quarantined(source, "no_scores", "the file holds no score"))]
@@ -358,12 +380,15 @@ class IngestResult:
             used.add(item_id)
             if isinstance(piece, ItemFailure):
                 status = quarantined(piece.reason)
+                detail = valid_text(piece.detail)
                 failed = Decision(
-                    item_id, source.corpus, source.rel_path, item, STAGE, status, piece.detail
+                    item_id, source.corpus, source.rel_path, item, STAGE, status, detail
                 )
                 entries.append(Entry(failed))
                 continue
-            meta = ScoreMeta(item_id, piece.meta.title, piece.meta.composer, source.rel_path, item)
+            # A reader may title a piece after its file name, which need not be UTF-8.
+            title, composer = valid_text(piece.meta.title), valid_text(piece.meta.composer)
+            meta = ScoreMeta(item_id, title, composer, source.rel_path, item)
             score = piece.replace(meta=meta)
             fallbacks = sorted(k for k in score.report if k.startswith(FALLBACK_PREFIX))
             reader = "; ".join(fallbacks) or self.jobs[i].reader
@@ -437,48 +462,71 @@ def _phase_one(
 ) -> IngestResult:
     limits = Limits(cfg.timeout_s, cfg.memory_mb)
     shas: list[str] = []
-    paths: list[Path] = []  # where each file's outcome is stored
+    paths: list[Path | None] = []  # where each file's outcome is stored (None: in `failures`)
     jobs: list[ParseJob] = []
-    to_parse: list[int] = []
+    to_parse: list[tuple[int, Path]] = []  # (file, where its outcome goes)
+    failures: dict[int, Outcome[Parsed]] = {}
     for i, source in enumerate(files):
         decl = decls[source.corpus]
-        sha = hashlib.sha256(source.path.read_bytes()).hexdigest()
-        if decl.meter_override_file:  # the beat file is an input too: a change must miss the cache
-            beats = source.path.parent / decl.meter_override_file
-            beat_bytes = beats.read_bytes() if beats.is_file() else b""
-            cache_key = hashlib.sha256(sha.encode() + beat_bytes).hexdigest()
-        else:
-            cache_key = sha
         reader = forced or decl.reader or cfg.reader
         job = ParseJob(str(source.path), cfg.expand_repeats, decl.meter_override_file, reader)
-        shas.append(sha)
         jobs.append(job)
-        paths.append(_cache_path(store, cache_key, job))
-        if paths[-1].is_file():
-            if on_done:
-                on_done(1)
+        keys = _fingerprint(source, decl)
+        if isinstance(keys, Outcome):  # never parsed, never cached: it may be readable next run
+            failures[i] = keys
+            shas.append("")
+            paths.append(None)
         else:
-            to_parse.append(i)
-    failures: dict[int, Outcome[Parsed]] = {}
+            sha, cache_key = keys
+            cache_path = _cache_path(store, cache_key, job)
+            shas.append(sha)
+            paths.append(cache_path)
+            if not cache_path.is_file():
+                to_parse.append((i, cache_path))
+                continue
+        if on_done:
+            on_done(1)
     finished = iter_items(
         parse_job,
-        [jobs[i] for i in to_parse],
+        [jobs[i] for i, _ in to_parse],
         limits=limits,
         scheduler=scheduler,
         workers=workers,
         preload=PRELOAD,
     )
     for k, outcome in finished:
-        i = to_parse[k]
+        i, cache_path = to_parse[k]
         # Stored as each file finishes: a killed run keeps what it parsed, and this process
         # never holds more than one batch of files' scores.
-        if not _store_cached(paths[i], outcome):
+        if not _store_cached(cache_path, outcome):
             failures[i] = outcome
         if on_done:
             on_done(1)
     return IngestResult(
         files, decls, jobs, shas, paths, store, spool, failures, len(to_parse), limits
     )
+
+
+def _fingerprint(source: SourceFile, decl: CorpusDecl) -> tuple[str, str] | Outcome[Parsed]:
+    """(sha256 of the file, cache key) of a file; or, when it cannot be read, why (an outcome).
+
+    A file the listing could not read (`source.reason`) is not opened. The key covers the beat
+    file too when the corpus has one: it is an input, so a change to it must miss the cache.
+    """
+    if source.reason is not None:
+        return Outcome(reason=source.reason, detail=source.detail)
+    try:
+        sha = regular_file_sha256(source.path)
+        if sha is None:  # replaced by a FIFO or the like since the listing
+            return Outcome(reason=NOT_A_REGULAR_FILE, detail="no longer a regular file")
+        if not decl.meter_override_file:
+            return sha, sha
+        beats = source.path.parent / decl.meter_override_file
+        beat_bytes = beats.read_bytes() if beats.is_file() else b""
+    except OSError as exc:
+        reason, detail = os_problem(exc)
+        return Outcome(reason=reason, detail=detail)
+    return sha, hashlib.sha256(sha.encode() + beat_bytes).hexdigest()
 
 
 def _file_quarantined(source: SourceFile, reason: str, detail: str) -> Decision:
