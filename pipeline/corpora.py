@@ -47,6 +47,9 @@ class CorpusDecl:
     meter_override_file: str | None = None
     max_items: int | None = None
     reader: ReaderKind | None = None  # overrides params.yaml's ingest.reader for this corpus
+    # Tunes of an ABC book that are the voices of one piece become one multi-part piece; when
+    # False they are quarantined `voice_of_multi_voice_piece` (see stages.merge_voices).
+    group_voices: bool = False
     declaration: str = ""
 
     def root(self, data_root: Path | None) -> Path:
@@ -153,6 +156,7 @@ def parse_declaration(data: Any, source: str) -> CorpusDecl:
         meter_override_file=(data.get("meter_override") or {}).get("file"),
         max_items=data.get("max_items"),
         reader=data.get("reader"),
+        group_voices=data.get("group_voices", False),
         declaration=source,
     )
 

@@ -25,6 +25,7 @@ from pipeline.ledger import FALLBACK_PREFIX
 from pipeline.readers import reader_for
 from pipeline.readers.common import ItemFailure
 from pipeline.readers.fallback import Slot, item_slots
+from pipeline.readers.voices import VoiceGroup
 from pipeline.score import Score
 from pipeline.stages import ingest
 from pipeline.stages.meter import MeterConfig
@@ -246,9 +247,12 @@ REPORT_FORMAT = "gnm-crosscheck/1"
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)  # in the order reports list them
 
 
-def _items(outcome: Outcome[list[Score | ItemFailure]]) -> list[Score | ItemFailure] | GnmError:
+def _items(
+    outcome: Outcome[list[Score | ItemFailure]] | Outcome[ingest.Parsed],
+) -> list[Score | ItemFailure] | GnmError:
+    """The readings of a file; its voice groups are ingest's business, not the readers'."""
     if outcome.ok:
-        return outcome.value or []
+        return [i for i in outcome.value or [] if not isinstance(i, VoiceGroup)]
     return ScoreParseError(outcome.detail or str(outcome.reason), outcome.reason or "error")
 
 

@@ -20,7 +20,14 @@ from pipeline.corpora import (
     validate_folder,
 )
 from pipeline.errors import GnmError
-from pipeline.ledger import STAGE_ORDER, merge, read_decisions, reader_fallbacks, write_ledger
+from pipeline.ledger import (
+    KINDS,
+    STAGE_ORDER,
+    merge,
+    read_decisions,
+    reader_fallbacks,
+    write_ledger,
+)
 from pipeline.params import Params, Profile, load_params
 from pipeline.score_store import count_scores, iter_scores
 from pipeline.stages import ingest as ingest_stage
@@ -256,7 +263,9 @@ def ingest(
         return
     click.echo(
         f"ingest: {summary['files']} files -> {summary['items']} items "
-        f"({summary['accepted']} read, {summary['quarantined']} quarantined) in {seconds:.1f} s; "
+        f"({summary['accepted']} read, {summary['quarantined']} quarantined"
+        + (f", {summary['merged']} voices merged" if summary["merged"] else "")
+        + f") in {seconds:.1f} s; "
         f"{result.parsed} parsed, {result.cached} from cache"
         + (f", {result.unread} unread" if result.unread else "")
         + f"; wrote {out_dir}"
@@ -627,7 +636,7 @@ def grid_report(
 @click.option(
     "--status",
     "status_filter",
-    type=click.Choice(["accepted", "duplicate", "quarantined"]),
+    type=click.Choice(KINDS),
     default=None,
     help="List the items with this status instead of the summary.",
 )
@@ -674,16 +683,15 @@ def ledger(
         click.echo(json.dumps(info, indent=1))
         return
     click.echo(
-        f"ledger ({', '.join(stages)}): {info['items']} items = {info['accepted']} accepted + "
-        f"{info['duplicate']} duplicate + {info['quarantined']} quarantined"
+        f"ledger ({', '.join(stages)}): {info['items']} items = "
+        + " + ".join(f"{info[kind]} {kind}" for kind in KINDS)
         + ("" if info["adds_up"] else "  (DOES NOT ADD UP)")
     )
     width = max((len(c) for c in info["by_corpus"]), default=6)
-    click.echo(f"  {'corpus':<{width}}  accepted  duplicate  quarantined")
+    click.echo(f"  {'corpus':<{width}}  " + "  ".join(KINDS))
     for corpus, counts in info["by_corpus"].items():
-        click.echo(
-            f"  {corpus:<{width}}  {counts['accepted']:>8}  {counts['duplicate']:>9}  {counts['quarantined']:>11}"
-        )
+        cells = "  ".join(f"{counts[kind]:>{len(kind)}}" for kind in KINDS)
+        click.echo(f"  {corpus:<{width}}  {cells}")
     for reason, count in info["quarantine_reasons"].items():
         click.echo(f"  quarantined:{reason}: {count}")
     for what, count in info["reader_fallbacks"].items():

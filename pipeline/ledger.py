@@ -4,8 +4,9 @@ Every stage writes its decisions (`decisions.parquet` in its output folder) with
 DECISIONS_SCHEMA. The ingest stage decides about every input (accepted, or quarantined when the
 file cannot be read); later stages only add rows for the items they reject. `merge` applies them in
 stage order: the first rejection of an item is final. Statuses are `accepted`,
-`duplicate_of:<id>` and `quarantined:<reason>`; `summary` counts them per corpus and checks that
-the counts add up to the inputs.
+`duplicate_of:<id>`, `merged_into:<id>` (a voice of a piece read as one tune of an ABC book,
+merged into the piece's item) and `quarantined:<reason>`; `summary` counts them per corpus and
+checks that the counts add up to the inputs.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ ACCEPTED = "accepted"
 FALLBACK_PREFIX = "reader_fallback:"  # in an ingest detail: the reference reader read this item
 # The stages that decide about items, in the order `merge` applies their decisions.
 STAGE_ORDER = ("ingest", "dedupe", "verify", "meter", "quantize", "tokenize")
+# What `Decision.kind` can be, in the order summaries list them.
+KINDS = ("accepted", "duplicate", "merged", "quarantined")
+_KIND_OF_PREFIX = {"duplicate_of": "duplicate", "merged_into": "merged"}
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,9 @@ class Decision:
 
     @property
     def kind(self) -> str:
-        """`accepted`, `duplicate` or `quarantined`."""
-        return self.status.split(":", 1)[0].replace("duplicate_of", "duplicate")
+        """`accepted`, `duplicate`, `merged` or `quarantined` (see KINDS)."""
+        prefix = self.status.split(":", 1)[0]
+        return _KIND_OF_PREFIX.get(prefix, prefix)
 
 
 def quarantined(reason: str) -> str:
@@ -72,6 +77,11 @@ def quarantined(reason: str) -> str:
 def duplicate_of(item_id: str) -> str:
     """The status string for a duplicate."""
     return f"duplicate_of:{item_id}"
+
+
+def merged_into(item_id: str) -> str:
+    """The status string for a voice merged into the item of its piece."""
+    return f"merged_into:{item_id}"
 
 
 def write_decisions(decisions: Iterable[Decision], path: Path) -> None:
@@ -115,17 +125,12 @@ def summary(ledger: Sequence[Decision], n_inputs: int | None = None) -> dict[str
         totals.update(counts)
     out: dict[str, Any] = {
         "items": len(ledger),
-        "accepted": totals["accepted"],
-        "duplicate": totals["duplicate"],
-        "quarantined": totals["quarantined"],
-        "by_corpus": {
-            c: {k: per_corpus[c][k] for k in ("accepted", "duplicate", "quarantined")}
-            for c in sorted(per_corpus)
-        },
+        **{k: totals[k] for k in KINDS},
+        "by_corpus": {c: {k: per_corpus[c][k] for k in KINDS} for c in sorted(per_corpus)},
         "quarantine_reasons": dict(sorted(reasons.items())),
         "reader_fallbacks": reader_fallbacks(ledger),
     }
-    out["adds_up"] = out["accepted"] + out["duplicate"] + out["quarantined"] == len(ledger) and (
+    out["adds_up"] = sum(out[k] for k in KINDS) == len(ledger) and (
         n_inputs is None or n_inputs == len(ledger)
     )
     return out

@@ -47,6 +47,10 @@ def test_shipped_declarations_are_valid_and_cover_the_issue_list(data_root: Path
     } <= names  # fmt: skip
     palestrina = load_declaration(CORPORA / "m21-palestrina.yaml")
     assert not palestrina.redistributable
+    # The Josquin ABC books store one voice per tune: that corpus merges them.
+    grouping = {d.name for d in load_declarations(CORPORA) if d.group_voices}
+    assert grouping == {"m21-classical"}
+    assert "josquin/**/*.abc" in load_declaration(CORPORA / "m21-classical.yaml").include
 
 
 def test_shipped_declarations_enumerate_the_real_files(data_root: Path) -> None:
@@ -112,6 +116,7 @@ def test_a_root_that_cannot_be_listed_is_a_corpus_error(
     [
         (VALID.replace("genre: folk", "genre: baroque-pop"), "field genre"),
         (VALID.replace("priority: 10", "priority: high"), "field priority"),
+        (VALID + "group_voices: yes please\n", "field group_voices"),
         (VALID.replace("licence: CC0\n", ""), "'licence' is a required property"),
         (VALID.replace("  path: {path}\n", ""), "field source"),
         (VALID + "composer: Bach\n", "top level"),

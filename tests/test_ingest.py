@@ -1,18 +1,21 @@
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from pipeline.corpora import load_declaration
+from pipeline.corpora import CorpusDecl, load_declaration
 from pipeline.errors import GnmError
 from pipeline.ledger import merge, summary
+from pipeline.readers import ItemFailure, read_items
+from pipeline.score import Score
 from pipeline.score_store import iter_scores
 from pipeline.stages import ingest
 from pipeline.stages.ingest import IngestConfig
-from tests.conftest import TEST_DATA, m21_path
+from tests.conftest import REPO, TEST_DATA, m21_path
 
 BROKEN = {
     "empty.mid": "empty_file",
@@ -288,3 +291,58 @@ def test_a_fast_reader_change_keeps_the_reference_cache_key() -> None:
     # the reference key hashes only what the reference path runs
     assert "fallback.py" not in ingest._SHARED_READER_FILES + ingest._REFERENCE_READER_FILES
     assert "musicxml.py" not in ingest._SHARED_READER_FILES + ingest._REFERENCE_READER_FILES
+
+
+def _m21_classical(*include: str, group_voices: bool = True) -> CorpusDecl:
+    """The shipped m21-classical declaration, narrowed to `include`."""
+    decl = load_declaration(REPO / "corpora" / "m21-classical.yaml")
+    return dataclasses.replace(decl, include=include, group_voices=group_voices)
+
+
+def test_the_josquin_books_ingest_as_8_pieces_and_every_voice_is_in_the_ledger(
+    tmp_path: Path,
+) -> None:
+    decl = _m21_classical("josquin/*.abc")
+    files = decl.files(None)
+    assert len(files) == 8
+    cfg, cache = IngestConfig(), tmp_path / "cache"
+    with ingest.run(files, {decl.name: decl}, cfg, cache, scheduler="inline") as result:
+        decisions = ingest.write_outputs(result, tmp_path / "out")
+    info = summary(merge([decisions]), n_inputs=29)
+    assert info["adds_up"]
+    assert (info["accepted"], info["merged"], info["quarantined"]) == (8, 21, 0)
+    status = {d.id: d.status for d in decisions}
+    adieu = "m21-classical/josquin/adieuMesAmours.abc"
+    assert status[f"{adieu}#X:1"] == "accepted"
+    assert [status[f"{adieu}#X:{k}"] for k in (2, 3, 4)] == [f"merged_into:{adieu}#X:1"] * 3
+    rows, scores = (list(x) for x in zip(*iter_scores(tmp_path / "out"), strict=True))
+    assert [r["id"] for r in rows] == sorted(d.id for d in decisions if d.kind == "accepted")
+    piece = next(s for s in scores if s.meta.id == f"{adieu}#X:1")
+    assert [p.name for p in piece.parts] == ["Cantus", "Altus", "Tenor", "Bassus"]
+    voices = read_items(m21_path("josquin/adieuMesAmours.abc"))
+    assert len(piece.notes) == sum(len(v.notes) for v in voices if isinstance(v, Score))
+    assert {r["composer"] for r in rows} == {"Josquin"}
+
+    # The option is ingest's policy over cached readings: flipping it parses nothing.
+    plain = _m21_classical("josquin/*.abc", group_voices=False)
+    with ingest.run(files, {plain.name: plain}, cfg, cache, scheduler="inline") as again:
+        assert again.parsed == 0
+        kept = again.decisions()
+    assert [d.id for d in kept] == [d.id for d in decisions]
+    assert {d.status for d in kept} == {"quarantined:voice_of_multi_voice_piece"}
+
+
+def test_an_ordinary_abc_book_is_untouched_by_the_voice_policy(tmp_path: Path) -> None:
+    """Aird's Airs book 1 repeats titles and has a `V:` voice, yet every tune is its own item."""
+    decl = load_declaration(REPO / "corpora" / "m21-folk.yaml")
+    decl = dataclasses.replace(decl, include=("airdsAirs/book1.abc",), group_voices=True)
+    files = decl.files(None)
+    with ingest.run(files, {decl.name: decl}, IngestConfig(), None, scheduler="inline") as result:
+        decisions = result.decisions()
+        notes = [len(s.notes) for s, _ in result.scores()]
+    items = read_items(files[0].path)
+    assert len(decisions) == len(items) > 100
+    assert [d.status for d in decisions if d.kind != "accepted"] == [
+        f"quarantined:{i.reason}" for i in items if isinstance(i, ItemFailure)
+    ]
+    assert sorted(notes) == sorted(len(s.notes) for s in items if isinstance(s, Score))

@@ -6,7 +6,9 @@ corpus parses only its files), otherwise parse it in an isolated child (see `exe
 cache the result, a failure included. A collection file yields one item per piece, with id
 `<corpus>/<relative path>#X:<n>`; a file that cannot be parsed is one quarantined item. A file
 that cannot be opened (or that the listing found unreadable: see `source_files`) is quarantined
-without being parsed or cached, so that it is read once it can be.
+without being parsed or cached, so that it is read once it can be. Tunes of an ABC book that are the voices of one piece are found as the file is read (and cached with
+it); the declaration's `group_voices` then decides whether they become one multi-part piece or
+are quarantined (`merge_voices`), so changing it never reparses a file.
 
 Scores are never held for the whole corpus: each parsed file goes to the cache (or a temporary
 spool) as it finishes, and the output is written by reading the outcomes back in id order, one
@@ -36,10 +38,19 @@ import pyarrow as pa
 from pipeline.corpora import CorpusDecl, SourceFile
 from pipeline.errors import GnmError, ScoreParseError
 from pipeline.executor import Limits, Outcome, iter_items
-from pipeline.ledger import ACCEPTED, Decision, quarantined, write_decisions, write_text_atomic
+from pipeline.ledger import (
+    ACCEPTED,
+    Decision,
+    merged_into,
+    quarantined,
+    write_decisions,
+    write_text_atomic,
+)
 from pipeline.readers import FALLBACK_PREFIX, READER_KINDS, ItemFailure, ReaderKind, read_items
 from pipeline.readers.beats import apply_beat_file
+from pipeline.readers.common import abc_text
 from pipeline.readers.source_counts import SourceCount, count_source
+from pipeline.readers.voices import Voice, VoiceGroup, find_voice_groups
 from pipeline.score import Score, ScoreMeta
 from pipeline.score_io import score_from_dict, score_to_dict
 from pipeline.score_store import ScoreWriter
@@ -50,6 +61,7 @@ from pipeline.source_files import (
     regular_file_sha256,
     valid_text,
 )
+from pipeline.stages.merge_voices import MergedVoice, resolve_voices
 
 STAGE = "ingest"
 
@@ -95,8 +107,8 @@ class IngestConfig:
 
 
 # Bump when score_io's dict layout changes, or when `parse_job` changes what it stores (the
-# source counts): reader_version hashes the readers, not this module.
-CACHE_FORMAT = 4
+# source counts, the voice groups): reader_version hashes the readers, not this module.
+CACHE_FORMAT = 5
 
 # Imported by each worker before it forks a child per file (music21 stays: the fallback).
 PRELOAD = (
@@ -122,8 +134,9 @@ class ParseJob:
     reader: ReaderKind = "fast"
 
 
-# Reader code shared by both kinds: the dispatch, bar building, beat files, source counts.
-_SHARED_READER_FILES = ("__init__.py", "common.py", "beats.py", "source_counts.py")
+# Reader code shared by both kinds: the dispatch, bar building, beat files, source counts,
+# voice groups.
+_SHARED_READER_FILES = ("__init__.py", "common.py", "beats.py", "source_counts.py", "voices.py")
 _REFERENCE_READER_FILES = ("music21_reader.py", "midi_reader.py")
 
 
@@ -158,8 +171,9 @@ def reader_version(kind: ReaderKind = "fast") -> str:
     return digest.hexdigest()[:16]
 
 
-def parse_job(job: ParseJob) -> list[Score | ItemFailure]:
-    """Read one file (runs in the isolated child): its pieces, or failures of single pieces.
+def parse_job(job: ParseJob) -> list[Score | ItemFailure | VoiceGroup]:
+    """Read one file (runs in the isolated child): its pieces, or failures of single pieces,
+    then the voice groups of an ABC book (tunes that are the voices of one piece), if any.
 
     Each score also carries what its source holds as written (`source_measures`,
     `source_notes`, counted without any parser) for verify's truncation check.
@@ -181,7 +195,17 @@ def parse_job(job: ParseJob) -> list[Score | ItemFailure]:
     if job.beat_file is not None:
         beat_path = Path(job.path).parent / job.beat_file
         items = [apply_beat_file(s, beat_path) if isinstance(s, Score) else s for s in items]
-    return items
+    return [*items, *_voice_groups(Path(job.path), items)]
+
+
+def _voice_groups(path: Path, items: list[Score | ItemFailure]) -> list[VoiceGroup]:
+    """The voice groups of an ABC book (none for other files, or for text that is not UTF-8)."""
+    if path.suffix.lower() != ".abc" or len(items) < 2:
+        return []
+    try:
+        return find_voice_groups(abc_text(path), items)
+    except ScoreParseError:
+        return []
 
 
 def _with_source_count(score: Score, count: SourceCount | None) -> Score:
@@ -203,7 +227,7 @@ def _cache_path(cache_dir: Path, sha: str, job: ParseJob) -> Path:
     return cache_dir / "ingest" / sha[:2] / f"{sha}-{flavour}.json"
 
 
-Parsed = list[Score | ItemFailure]
+Parsed = list[Score | ItemFailure | VoiceGroup]
 
 
 def _load_cached(path: Path) -> Outcome[Parsed] | None:
@@ -212,13 +236,27 @@ def _load_cached(path: Path) -> Outcome[Parsed] | None:
         data = json.loads(path.read_text())
         if data.get("reason"):
             return Outcome(reason=data["reason"], detail=data.get("detail", ""))
-        items: Parsed = [
-            score_from_dict(s["score"]) if "score" in s else ItemFailure(**s["failure"])
-            for s in data["items"]
-        ]
+        items: Parsed = [_item_from_dict(s) for s in data["items"]]
     except (OSError, ValueError, KeyError, TypeError, AttributeError, GnmError):
         return None  # torn, garbled or of another layout: parse the file again
     return Outcome(value=items)
+
+
+def _item_from_dict(data: dict[str, Any]) -> Score | ItemFailure | VoiceGroup:
+    if "score" in data:
+        return score_from_dict(data["score"])
+    if "voices" in data:
+        group = data["voices"]
+        return VoiceGroup(group["title"], tuple(Voice(**v) for v in group["voices"]))
+    return ItemFailure(**data["failure"])
+
+
+def _item_to_dict(item: Score | ItemFailure | VoiceGroup) -> dict[str, Any]:
+    if isinstance(item, Score):
+        return {"score": score_to_dict(item)}
+    if isinstance(item, VoiceGroup):
+        return {"voices": asdict(item)}
+    return {"failure": asdict(item)}
 
 
 def _store_cached(path: Path, outcome: Outcome[Parsed]) -> bool:
@@ -226,12 +264,7 @@ def _store_cached(path: Path, outcome: Outcome[Parsed]) -> bool:
     if outcome.reason in ("timeout", "memory_limit", "crash", *FILE_SYSTEM_REASONS):
         return False  # may depend on the machine's load or the file's permissions: try again
     if outcome.ok:
-        data: dict[str, Any] = {
-            "items": [
-                {"score": score_to_dict(s)} if isinstance(s, Score) else {"failure": asdict(s)}
-                for s in outcome.value or []
-            ]
-        }
+        data: dict[str, Any] = {"items": [_item_to_dict(s) for s in outcome.value or []]}
     else:
         data = {"reason": outcome.reason, "detail": outcome.detail}
     write_text_atomic(path, json.dumps(data))
@@ -366,18 +399,30 @@ class IngestResult:
             reason = _reason(outcome.reason or "error")
             return [Entry(_file_quarantined(source, reason, valid_text(outcome.detail)))]
         parsed = outcome.value or []
-        if not parsed:
+        groups = [p for p in parsed if isinstance(p, VoiceGroup)]
+        pieces = [p for p in parsed if not isinstance(p, VoiceGroup)]
+        if not pieces:
             return [Entry(_file_quarantined(source, "no_scores", "the file holds no score"))]
         entries: list[Entry] = []
         used: set[str] = set()
-        for piece in parsed:
-            item = piece.item if isinstance(piece, ItemFailure) else piece.meta.collection_item
+        ids: list[str] = []  # the id of each piece, by position
+        for piece in resolve_voices(pieces, groups, merge=decl.group_voices):
+            item = piece.meta.collection_item if isinstance(piece, Score) else piece.item
             base = source.id + (f"#X:{item}" if item is not None else "")
             item_id, copy = base, 1
             while item_id in used:  # a collection that reuses an X: number
                 copy += 1
                 item_id = f"{base}.{copy}"
             used.add(item_id)
+            ids.append(item_id)
+            if isinstance(piece, MergedVoice):  # the merged score precedes its other voices
+                status = merged_into(ids[piece.into])
+                detail = f"voice {piece.name}"
+                merged = Decision(
+                    item_id, source.corpus, source.rel_path, item, STAGE, status, detail
+                )
+                entries.append(Entry(merged))
+                continue
             if isinstance(piece, ItemFailure):
                 status = quarantined(piece.reason)
                 detail = valid_text(piece.detail)
