@@ -190,7 +190,7 @@ def test_the_cli_builds_past_bad_files_and_parses_them_once_they_are_readable(
     ledger_args = ["data", "ledger", "--stages-dir", str(stages), "--reports", str(tmp_path / "r")]
     result = CliRunner().invoke(main, ledger_args)
     assert result.exit_code == 0, result.output
-    assert "11 items = 4 accepted + 0 duplicate + 7 quarantined" in result.output
+    assert "11 items = 4 accepted + 0 duplicate + 0 merged + 7 quarantined" in result.output
     for line in ("unreadable: 2", "not_a_regular_file: 2", "outside_root: 1", "bad_file_name: 2"):
         assert f"  quarantined:{line}\n" in result.output
     listed = CliRunner().invoke(main, [*ledger_args, "--status", "quarantined"]).output
