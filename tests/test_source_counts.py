@@ -181,6 +181,44 @@ def test_broken_or_foreign_files_are_not_counted(tmp_path: Path) -> None:
         count_source(tmp_path / "missing.krn")
 
 
+# --- MIDI ------------------------------------------------------------------------------------
+
+
+def test_midi_counts_pitched_note_ons_of_the_tracks_mido_reads(tmp_path: Path) -> None:
+    def track(events: bytes) -> bytes:
+        return b"MTrk" + len(events).to_bytes(4, "big") + events
+
+    events = (
+        b"\x00\xff\x03\x02ab"  # a track name (meta)
+        b"\x00\x90\x3c\x40"  # note-on C4
+        b"\x00\x3e\x40"  # running status: note-on D4
+        b"\x00\xf0\x02\x7e\xf7"  # system exclusive
+        b"\x10\x3c\x00"  # running status, velocity 0: a note-off
+        b"\x81\x00\x80\x3e\x00"  # note-off (two-byte delta time)
+        b"\x00\x99\x24\x40"  # drum channel: unpitched
+        b"\x00\xc0\x05\x00\x91\x40\x40"  # program change (one data byte), note-on on channel 2
+        b"\x00\xff\x2f\x00"
+    )
+    header = b"MThd" + (6).to_bytes(4, "big") + b"\x00\x01\x00\x02\x01\xe0"
+    ignored = track(b"\x00\x90\x30\x40\x00\xff\x2f\x00")  # past the two declared tracks
+    path = tmp_path / "t.mid"
+    path.write_bytes(header + track(events) + track(events) + ignored)
+    assert count_source(path) == {None: SourceCount(0, 6)}
+
+
+def test_midi_counts_match_the_readers_on_pop909() -> None:
+    from pipeline.readers import read_items
+
+    root = shared_data_root()
+    files = sorted(root.glob("pop909/*/*.mid"))[:40]
+    if not files:
+        pytest.skip("POP909 not found under the shared data root")
+    for path in files:
+        (score,) = read_items(str(path))
+        written = count_source(path)[None].notes
+        assert written == len(score.notes) + score.report.get("zero_duration_dropped", 0), path
+
+
 # --- ABC -------------------------------------------------------------------------------------
 
 

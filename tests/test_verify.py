@@ -156,6 +156,30 @@ def test_a_real_file_read_short_is_quarantined_in_every_format(
         assert check(short, row, cfg, MeterConfig(), KNOWN) == f"{reason}:{read}/{source}"
 
 
+def test_a_midi_file_read_short_is_quarantined_notes_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.stages import ingest
+    from pipeline.synthetic import midi_bytes, piece
+
+    path = tmp_path / "p.mid"
+    path.write_bytes(midi_bytes(piece(0, 0)))
+    (whole,) = ingest.parse_job(ingest.ParseJob(str(path), False, None))
+    assert isinstance(whole, Score) and truncation(whole, VerifyConfig()) is None
+    written = int(whole.report["source_notes"])
+    assert written == len(whole.notes) and "source_measures" not in whole.report
+    read_items = ingest.read_items
+    monkeypatch.setattr(
+        ingest,
+        "read_items",
+        lambda p, **kw: [_cut(s, len(s.bars), 10) for s in read_items(p, **kw)],
+    )
+    (short,) = ingest.parse_job(ingest.ParseJob(str(path), False, None))
+    assert isinstance(short, Score)
+    reason = check(short, {"composer": None}, VerifyConfig(), MeterConfig(), KNOWN)
+    assert reason == f"notes_lost:{len(short.notes)}/{written}"
+
+
 def test_a_midi_file_cut_short_is_bad_midi(tmp_path: Path) -> None:
     from pipeline.errors import ScoreParseError
     from pipeline.stages import ingest

@@ -6,7 +6,8 @@ it costs a small fraction of a parse and stays bounded on hostile input.
 
 Conventions, shared by every format: repeats are not expanded; grace notes, rests and unpitched
 notes are not notes; a chord counts each of its note heads; a tied continuation is not counted
-again (the canonical score merges it into the note it continues). Every pattern is linear in its
+again (the canonical score merges it into the note it continues). MIDI writes no measures: its
+count is the pitched note-ons (`midi_scan.count_note_ons`; channel 10 is unpitched). Every pattern is linear in its
 input (no nested unbounded repeats, lazy scans bounded), so hostile text costs its length.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from pipeline.errors import ScoreParseError
 from pipeline.readers.common import X_LINE
+from pipeline.readers.midi_scan import count_note_ons
 
 # Larger files (or .mxl members) are not counted (`{}`): far beyond any real score.
 MAX_BYTES = 64 << 20
@@ -38,10 +40,13 @@ class SourceCount:
 def count_source(path: Path) -> dict[str | None, SourceCount]:
     """Counts per collection item (`None` for a single piece, the `X:` number for ABC tunes).
 
-    `{}` for formats without written measures (MIDI), unknown suffixes and text that cannot be
-    counted (a broken zip, an oversized member). Raises only ScoreParseError (unreadable file).
+    `{}` for unknown suffixes and what cannot be counted (a broken zip or MIDI file, an
+    oversized member); MIDI counts notes only (measures 0). Raises only ScoreParseError (a file
+    that cannot be read).
     """
     suffix = path.suffix.lower()
+    if suffix in (".mid", ".midi"):
+        return _midi_counts(path)
     if suffix == ".mxl":
         data = _mxl_document(path)
         return {} if data is None else _musicxml_counts(data)
@@ -55,6 +60,16 @@ def count_source(path: Path) -> dict[str | None, SourceCount]:
     if suffix == ".abc":
         return _abc_counts(data.decode("utf-8", errors="replace"))
     return _musicxml_counts(data)
+
+
+def _midi_counts(path: Path) -> dict[str | None, SourceCount]:
+    midi = _read_capped(path)
+    if midi is None:
+        return {}
+    try:
+        return {None: SourceCount(0, count_note_ons(midi, path))}
+    except ScoreParseError:  # framing failed: the readers refuse the file (bad_midi)
+        return {}
 
 
 def _read_capped(path: Path) -> bytes | None:

@@ -211,7 +211,10 @@ def _voice_groups(path: Path, items: list[Score | ItemFailure]) -> list[VoiceGro
 def _with_source_count(score: Score, count: SourceCount | None) -> Score:
     if count is None:
         return score
-    return score.with_counts({"source_measures": count.measures, "source_notes": count.notes})
+    counts = {"source_notes": count.notes}
+    if count.measures:  # MIDI writes no measures
+        counts["source_measures"] = count.measures
+    return score.with_counts(counts)
 
 
 def _source_notes(score: Score) -> int | None:

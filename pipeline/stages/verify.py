@@ -152,9 +152,18 @@ def truncation(score: Score, cfg: VerifyConfig) -> str | None:
     if measures and len(score.bars) < measures - cfg.max_bars_lost:
         return f"truncated:{len(score.bars)}/{measures}"
     notes = int(score.report.get("source_notes", 0))
-    if notes and len(score.notes) < cfg.min_source_ratio * notes:
+    if notes and notes_accounted(score) < cfg.min_source_ratio * notes:
         return f"notes_lost:{len(score.notes)}/{notes}"
-    return None  # within the slack, or nothing counted (MIDI, an uncountable source)
+    return None  # within the slack, or nothing counted (an uncountable source)
+
+
+# Notes a reader drops on purpose and counts: accounted for, not lost.
+COUNTED_DROPS = ("zero_duration_dropped",)
+
+
+def notes_accounted(score: Score) -> int:
+    """The score's notes plus those its reader dropped and counted (zero-length MIDI notes)."""
+    return len(score.notes) + sum(int(score.report.get(k, 0)) for k in COUNTED_DROPS)
 
 
 def run(
@@ -197,8 +206,10 @@ def run_items(
 def _detail(reason: str, score: Score, row: Mapping[str, Any]) -> str:
     if reason.startswith(("truncated:", "notes_lost:")):
         notes = int(score.report.get("source_notes", 0))
-        return f"read {len(score.bars)} bars and {len(score.notes)} notes; the source writes " + (
-            f"{int(score.report['source_measures'])} measures and {notes} notes"
+        measures = int(score.report.get("source_measures", 0))
+        written = f"{measures} measures and {notes} notes" if measures else f"{notes} notes"
+        return (
+            f"read {len(score.bars)} bars and {len(score.notes)} notes; the source writes {written}"
         )
     if reason == "too_short":
         return f"{len(score.bars)} bars"
