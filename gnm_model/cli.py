@@ -8,12 +8,19 @@ commands, so the data commands work without it.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline.cli import main
+from pipeline.cli_common import PARAMS_OPTION
+from pipeline.cli_limits import cli_limits, limit_options, run_limited
+from pipeline.params import load_params
+
+if TYPE_CHECKING:
+    from pipeline.tokenizer import Tokenizer
 
 PRESET_OPTION = click.option(
     "--preset", type=click.Choice(["tiny", "small", "paper"]), default="tiny", show_default=True
@@ -200,11 +207,17 @@ def load_run_model(run: Path, device: str | None = None) -> tuple[Any, Any]:
 @click.option("--device", default=None)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the list of written files as JSON.")
+@PARAMS_OPTION
+@limit_options
 def generate(
     run_dir: Path, composer: str | None, bars: int, count: int, seed: int, temperature: float,
     top_k: int, top_p: float, prompt: Path | None, device: str | None, out_dir: Path, as_json: bool,
+    params_path: str | None, timeout_s: float | None, memory_mb: int | None,
 ) -> None:  # fmt: skip
     """Sample pieces: tokens (JSON), MIDI and MusicXML per sample; every sample decodes.
+
+    A --prompt file is read in an isolated child under ingest's time and memory limits
+    (--timeout, --memory-mb).
 
     \b
     Example:
@@ -224,15 +237,12 @@ def generate(
         cfg = SampleConfig(bars=bars, temperature=temperature, top_k=top_k, top_p=top_p)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    tokenizer = Tokenizer(vocab)
     prompt_ids = None
     if prompt is not None:
-        from pipeline.readers import read_scores
-        from pipeline.stages.tokenize import tokenize_score
-
-        prompt_ids = tokenize_score(read_scores(prompt)[0], Tokenizer(vocab), composer).ids[
-            :-1
-        ]  # drop EOS
-    tokenizer = Tokenizer(vocab)
+        limits = cli_limits(load_params(params_path), timeout_s, memory_mb)
+        job = partial(_prompt_ids, tokenizer=tokenizer, composer=composer)
+        prompt_ids = run_limited(job, prompt, limits, prompt)
     generator = torch.Generator().manual_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -258,13 +268,34 @@ def generate(
 main.add_command(generate)
 
 
+def _prompt_ids(prompt: Path, *, tokenizer: Tokenizer, composer: str | None) -> list[int]:
+    """The token ids of a prompt file's first score, without its EOS (runs in the limited child)."""
+    from pipeline.readers import read_scores
+    from pipeline.stages.tokenize import tokenize_score
+
+    return tokenize_score(read_scores(prompt)[0], tokenizer, composer).ids[:-1]
+
+
 @click.command()
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/render"), show_default=True)  # fmt: skip
 @click.option("--soundfont", type=click.Path(dir_okay=False), default=None, help="A .sf2 file (default: an installed GM soundfont).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the written files as JSON.")
-def render(source: Path, out_dir: Path, soundfont: str | None, as_json: bool) -> None:
+@PARAMS_OPTION
+@limit_options
+def render(
+    source: Path,
+    out_dir: Path,
+    soundfont: str | None,
+    as_json: bool,
+    params_path: str | None,
+    timeout_s: float | None,
+    memory_mb: int | None,
+) -> None:
     """Render one score file: WAV audio (fluidsynth) and the engraved first page (SVG, verovio).
+
+    Reading and engraving run in an isolated child under ingest's time and memory limits
+    (--timeout, --memory-mb).
 
     \b
     Example:
@@ -273,7 +304,8 @@ def render(source: Path, out_dir: Path, soundfont: str | None, as_json: bool) ->
     from gnm_model.render import find_soundfont
     from gnm_model.render import render as render_file
 
-    done = render_file(source, out_dir, find_soundfont(soundfont))
+    limits = cli_limits(load_params(params_path), timeout_s, memory_mb)
+    done = render_file(source, out_dir, find_soundfont(soundfont), limits)
     info = {"midi": str(done.midi), "musicxml": str(done.musicxml), "wav": str(done.wav.path),
             "seconds": round(done.wav.seconds, 2), "peak": round(done.wav.peak, 3), "svg": str(done.svg)}  # fmt: skip
     if as_json:

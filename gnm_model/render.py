@@ -13,9 +13,11 @@ import shutil
 import subprocess
 import wave
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from pipeline.errors import GnmError
+from pipeline.executor import Limits
 from pipeline.ledger import write_text_atomic
 
 SOUNDFONTS = (
@@ -119,6 +121,16 @@ def musicxml_to_svg(musicxml: Path, svg: Path, page: int = 1) -> Path:
 
 
 @dataclass(frozen=True)
+class Engraved:
+    """The score files made for one source: MIDI and MusicXML (the source itself where it is
+    one) and the first page as SVG."""
+
+    midi: Path
+    musicxml: Path
+    svg: Path
+
+
+@dataclass(frozen=True)
 class Rendered:
     """The files made for one score."""
 
@@ -128,21 +140,14 @@ class Rendered:
     svg: Path
 
 
-def render(source: Path, out_dir: Path, soundfont: Path) -> Rendered:
-    """WAV and first-page SVG of a score file (MIDI, MusicXML or any readable format)."""
+def engrave(source: Path, out_dir: Path) -> Engraved:
+    """Read a score file (MIDI, MusicXML or any readable format) as far as its first page in SVG."""
     from pipeline.readers import read_scores
     from pipeline.stages.meter import normalize_meters
     from pipeline.writers import write_score
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / source.stem
-    suffix = source.suffix.lower()
-    midi, musicxml = stem.with_suffix(".mid"), stem.with_suffix(".musicxml")
-    score = None
-    if suffix in (".mid", ".midi"):
-        midi = source
-    if suffix in (".musicxml", ".xml"):
-        musicxml = source
+    midi, musicxml = engraved_paths(source, out_dir)
     if midi != source or musicxml != source:
         # MusicXML needs full bars of written meters: normalise (a MIDI file's pickup, say).
         score = normalize_meters(read_scores(source)[0])
@@ -150,5 +155,29 @@ def render(source: Path, out_dir: Path, soundfont: Path) -> Rendered:
             write_score(score, midi)
         if musicxml != source:
             write_score(score, musicxml)
-    return Rendered(midi, musicxml, midi_to_wav(midi, stem.with_suffix(".wav"), soundfont),
-                    musicxml_to_svg(musicxml, stem.with_suffix(".svg")))  # fmt: skip
+    return Engraved(midi, musicxml, musicxml_to_svg(musicxml, out_dir / f"{source.stem}.svg"))
+
+
+def engraved_paths(source: Path, out_dir: Path) -> tuple[Path, Path]:
+    """The MIDI and MusicXML files `engrave` uses for `source`: itself, or written to `out_dir`."""
+    suffix = source.suffix.lower()
+    midi = source if suffix in (".mid", ".midi") else out_dir / f"{source.stem}.mid"
+    musicxml = source if suffix in (".musicxml", ".xml") else out_dir / f"{source.stem}.musicxml"
+    return midi, musicxml
+
+
+def render(source: Path, out_dir: Path, soundfont: Path, limits: Limits | None = None) -> Rendered:
+    """WAV and first-page SVG of a score file (MIDI, MusicXML or any readable format).
+
+    With `limits`, reading and engraving run in ingest's isolated child under them (a hostile
+    file ends as a one-line GnmError); fluidsynth runs as its own process with its own timeout.
+    """
+    if limits is None:
+        done = engrave(source, out_dir)
+    else:
+        from pipeline.cli_limits import run_limited
+
+        written = [p for p in engraved_paths(source, out_dir) if p != source]
+        done = run_limited(partial(engrave, out_dir=out_dir), source, limits, source, written)
+    wav = midi_to_wav(done.midi, out_dir / f"{source.stem}.wav", soundfont)
+    return Rendered(done.midi, done.musicxml, wav, done.svg)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import click
 
 from pipeline import __version__
 from pipeline.cli_common import PARAMS_OPTION, tracked
+from pipeline.cli_limits import cli_limits, limit_options, run_limited
 from pipeline.errors import GnmError, TokenizeError
 from pipeline.ledger import write_text_atomic
 from pipeline.params import Params, load_params
@@ -126,6 +128,7 @@ def tokenized_json(result: TokenizedScore, tokenizer: Tokenizer) -> dict[str, An
 )
 @READER_OPTION
 @PARAMS_OPTION
+@limit_options
 def tokenize(
     file: Path,
     composer: str | None,
@@ -136,11 +139,14 @@ def tokenize(
     expand_repeats: bool,
     reader: ReaderKind | None,
     params_path: str | None,
+    timeout_s: float | None,
+    memory_mb: int | None,
 ) -> None:
     """Tokenize FILE (MusicXML, MXL, kern, ABC or MIDI) into Extended REMI.
 
     A collection file (an ABC book) gives one result per tune. With -o, one score is written as a
-    JSON object and several as JSON Lines; `gnm detokenize` reads either.
+    JSON object and several as JSON Lines; `gnm detokenize` reads either. Reading and tokenizing
+    run in an isolated child under ingest's time and memory limits (--timeout, --memory-mb).
 
     \b
     Example:
@@ -152,19 +158,23 @@ def tokenize(
     tokenizer = _tokenizer(vocab_path, resolution, params)
     if composer is not None:
         tokenizer.vocab.composer_id(composer)  # fail before the slow parse
-    items = read_items(file, expand_repeats=expand_repeats, reader=reader or params.ingest.reader)
-    scores = [i for i in items if isinstance(i, Score)]
-    for failure in (i for i in items if isinstance(i, ItemFailure)):
+    limits = cli_limits(params, timeout_s, memory_mb)
+    job = partial(
+        _tokenize_file,
+        tokenizer=tokenizer,
+        composer=composer,
+        params=params,
+        expand_repeats=expand_repeats,
+        reader=reader or params.ingest.reader,
+    )
+    objects, failures, count = run_limited(job, file, limits, file)
+    for failure in failures:
         click.echo(
             f"gnm: warning: {file}#X:{failure.item} skipped ({failure.reason}): {failure.detail}",
             err=True,
         )
-    if not scores:
-        raise GnmError(f"{file}: none of its {len(items)} pieces can be read")
-    objects = []
-    for score in tracked(scores, f"tokenizing {file.name}"):
-        result = tokenize_score(score, tokenizer, composer, params.meter)
-        objects.append(tokenized_json(result, tokenizer))
+    if not objects:
+        raise GnmError(f"{file}: none of its {count} pieces can be read")
     if output is not None:
         text = (
             json.dumps(objects[0]) + "\n"
@@ -187,6 +197,26 @@ def tokenize(
             )
         if output is not None:
             click.echo(f"wrote {output}")
+
+
+def _tokenize_file(
+    file: Path,
+    *,
+    tokenizer: Tokenizer,
+    composer: str | None,
+    params: Params,
+    expand_repeats: bool,
+    reader: ReaderKind,
+) -> tuple[list[dict[str, Any]], list[ItemFailure], int]:
+    """Read and tokenize every piece of `file` (runs in the limited child): the JSON objects of
+    the pieces read, the failures of the others, and how many pieces the file holds."""
+    items = read_items(file, expand_repeats=expand_repeats, reader=reader)
+    scores = [i for i in items if isinstance(i, Score)]
+    objects = []
+    for score in tracked(scores, f"tokenizing {file.name}"):
+        result = tokenize_score(score, tokenizer, composer, params.meter)
+        objects.append(tokenized_json(result, tokenizer))
+    return objects, [i for i in items if isinstance(i, ItemFailure)], len(items)
 
 
 def _load_token_input(path: Path, index: int) -> tuple[list[str | int], str]:
@@ -237,6 +267,8 @@ def _load_token_input(path: Path, index: int) -> tuple[list[str | int], str]:
 @RESOLUTION_OPTION
 @VOCAB_OPTION
 @click.option("--lenient", is_flag=True, help="Skip invalid tokens (reported) instead of failing.")
+@PARAMS_OPTION
+@limit_options
 def detokenize(
     tokens_file: Path,
     output: Path,
@@ -244,8 +276,14 @@ def detokenize(
     resolution: int | None,
     vocab_path: str | None,
     lenient: bool,
+    params_path: str | None,
+    timeout_s: float | None,
+    memory_mb: int | None,
 ) -> None:
     """Decode Extended REMI tokens (a `gnm tokenize` JSON object or a token list) to MIDI or MusicXML.
+
+    Reading, decoding and writing run in an isolated child under ingest's time and memory limits
+    (--timeout, --memory-mb).
 
     \b
     Example:
@@ -255,14 +293,28 @@ def detokenize(
         raise GnmError(
             f"{output}: cannot write '{output.suffix or '(none)'}' (use {', '.join(WRITABLE_EXTENSIONS)})"
         )
-    tokenizer = _tokenizer(vocab_path, resolution)
+    params = load_params(params_path)
+    tokenizer = _tokenizer(vocab_path, resolution, params)
+    limits = cli_limits(params, timeout_s, memory_mb)
+    job = partial(_decode_file, tokenizer=tokenizer, index=index, lenient=lenient, output=output)
+    score_id, bars, notes, problems = run_limited(
+        job, tokens_file, limits, tokens_file, writes=[output]
+    )
+    for problem in problems:
+        click.echo(f"gnm: warning: {score_id}: {problem}", err=True)
+    click.echo(f"wrote {output}: {bars} bars, {notes} notes")
+
+
+def _decode_file(
+    tokens_file: Path, *, tokenizer: Tokenizer, index: int, lenient: bool, output: Path
+) -> tuple[str, int, int, list[str]]:
+    """Decode a token file into `output` (runs in the limited child): the score's id, its bars
+    and notes, and the problems skipped (with `lenient`)."""
     tokens, score_id = _load_token_input(tokens_file, index)
     ids = [t if isinstance(t, int) else tokenizer.vocab.id(t) for t in tokens]
     decoded = tokenizer.decode_full(ids, strict=not lenient, score_id=score_id)
-    for problem in decoded.errors:
-        click.echo(f"gnm: warning: {score_id}: {problem}", err=True)
     write_score(decoded.score, output)
-    click.echo(f"wrote {output}: {len(decoded.score.bars)} bars, {len(decoded.score.notes)} notes")
+    return score_id, len(decoded.score.bars), len(decoded.score.notes), list(decoded.errors)
 
 
 @main.command()

@@ -4,6 +4,8 @@ A declaration is data: adding a corpus needs a YAML file, not code. It is valida
 `schemas/corpus.schema.json`; every problem is a CorpusError naming the file and the field.
 Enumeration never leaves the declared root: a glob match whose resolved path escapes it (a
 symlink out, say) is listed but never read (`source_files`: ingest quarantines it).
+
+A declaration's regular expressions are matched in linear time (see `linear_regex`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import re2
 import yaml
 
+from pipeline.config_yaml import load_config
 from pipeline.errors import CorpusError
+from pipeline.linear_regex import linear_regex
 from pipeline.readers import SUPPORTED_EXTENSIONS, ReaderKind
 from pipeline.source_files import SourceFile, escape_name, scan
 
@@ -69,7 +74,7 @@ class CorpusDecl:
             return self.composer
         if self.composer_pattern is None:
             return None
-        match = re.search(self.composer_pattern, rel_path)
+        match = linear_regex(self.composer_pattern).search(rel_path)
         if match is None:
             return self.composer_default
         raw = match.group("composer")
@@ -129,14 +134,7 @@ def parse_declaration(data: Any, source: str) -> CorpusDecl:
     source_block = data["source"]
     from_path = data.get("composer_from_path") or {}
     if from_path:
-        try:
-            compiled = re.compile(from_path["pattern"])
-        except re.error as exc:
-            raise CorpusError(f"{source}: field composer_from_path.pattern: {exc}") from None
-        if "composer" not in compiled.groupindex:
-            raise CorpusError(
-                f"{source}: field composer_from_path.pattern: needs a (?P<composer>...) group"
-            )
+        _check_composer_pattern(from_path["pattern"], f"{source}: field composer_from_path.pattern")
     return CorpusDecl(
         name=data["name"],
         description=data["description"],
@@ -161,11 +159,37 @@ def parse_declaration(data: Any, source: str) -> CorpusDecl:
     )
 
 
+# Escapes whose meaning RE2 narrows to ASCII (Python's `re` matches Unicode): refused rather
+# than read differently, so that `\w+` never turns "Dvořák" into "k".
+_ASCII_IN_RE2 = frozenset("wWdDsSbB")
+
+
+def _check_composer_pattern(pattern: str, where: str) -> None:
+    """CorpusError (prefixed `where`) unless RE2 reads `pattern` as `re` does, with a composer group."""
+    escapes = re.findall(r"\\(.)", pattern, re.DOTALL)  # each backslash with what it escapes
+    ascii_only = sorted({f"\\{c}" for c in escapes if c in _ASCII_IN_RE2})
+    if ascii_only:
+        raise CorpusError(
+            f"{where}: {', '.join(ascii_only)} would match ASCII only (patterns are RE2); "
+            "write the characters out, e.g. [^/]+ for a folder name or \\pL for a letter"
+        )
+    try:
+        compiled = linear_regex(pattern)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise CorpusError(
+            f"{where}: {reason} (patterns are RE2: no backreferences, lookarounds or "
+            "possessive repeats)"
+        ) from None
+    if "composer" not in compiled.groupindex:
+        raise CorpusError(f"{where}: needs a (?P<composer>...) group")
+
+
 def load_declaration(path: str | Path) -> CorpusDecl:
     """Read and validate one declaration file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_config(path)
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:

@@ -8,9 +8,11 @@ from typing import Any
 
 import click
 
-from pipeline.cli_common import BUILT_PROFILE_OPTION
+from pipeline.cli_common import BUILT_PROFILE_OPTION, PARAMS_OPTION
+from pipeline.cli_limits import cli_limits, limit_options, run_limited
 from pipeline.errors import GnmError
 from pipeline.ledger import STAGE_ORDER
+from pipeline.params import load_params
 from pipeline.stages import shard as shard_stage
 from pipeline.stages import stats as stats_stage
 
@@ -172,6 +174,8 @@ def _suggest(shards: shard_stage.ShardSet, item_id: str) -> list[str]:
     help="Write the tokenized version (.mid, .musicxml): exactly what the model sees.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@PARAMS_OPTION
+@limit_options
 def inspect(
     item_id: str,
     shards_dir: Path | None,
@@ -180,8 +184,14 @@ def inspect(
     max_bars: int,
     output: Path | None,
     as_json: bool,
+    params_path: str | None,
+    timeout_s: float | None,
+    memory_mb: int | None,
 ) -> None:
     """Show one piece: metadata, ledger trail, and its tokens bar by bar.
+
+    With -o, decoding and writing run in an isolated child under ingest's time and memory limits
+    (--timeout, --memory-mb).
 
     \b
     Example:
@@ -212,8 +222,13 @@ def inspect(
         from pipeline.tokenizer import Tokenizer
         from pipeline.writers import write_score
 
-        score = Tokenizer(vocab).decode_full(row["tokens"], strict=True, score_id=item_id).score
-        write_score(score, output)
+        tokenizer = Tokenizer(vocab)
+
+        def decode_into(ids: list[int]) -> None:
+            write_score(tokenizer.decode_full(ids, strict=True, score_id=item_id).score, output)
+
+        limits = cli_limits(load_params(params_path), timeout_s, memory_mb)
+        run_limited(decode_into, list(row["tokens"]), limits, item_id, writes=[output])
     if as_json:
         shown = bars if max_bars == 0 else bars[:max_bars]
         click.echo(

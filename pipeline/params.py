@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.config_yaml import load_config
 from pipeline.errors import GnmError
 from pipeline.stages.dedupe import DedupeConfig
 from pipeline.stages.ingest import IngestConfig
@@ -122,7 +123,7 @@ def load_params(path: str | Path | None) -> Params:
         return Params()
     path = Path(path)
     try:
-        data: Any = yaml.safe_load(path.read_text()) or {}
+        data: Any = load_config(path) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ParamsError(f"{path}: cannot read parameters: {exc}") from exc
     if not isinstance(data, dict):

@@ -34,6 +34,8 @@ from fnmatch import fnmatchcase
 from functools import cache
 from pathlib import Path
 
+from pipeline.linear_regex import linear_regex
+
 NOT_A_REGULAR_FILE = "not_a_regular_file"
 OUTSIDE_ROOT = "outside_root"
 UNREADABLE = "unreadable"
@@ -225,7 +227,7 @@ def _may_hold(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
 
 
 def _excluded(rel: str, exclude: Sequence[str]) -> bool:
-    return any(re.fullmatch(_glob_to_regex(x), rel) for x in exclude)
+    return any(linear_regex(_glob_to_regex(x)).fullmatch(rel) for x in exclude)
 
 
 @cache

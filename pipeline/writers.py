@@ -3,12 +3,15 @@
 Both writers keep every note's onset, pitch and duration and every bar, so that reading the file
 back gives the same notes and bars (tested). MIDI writes a short bar (a pickup) as a time
 signature of its own length; MusicXML needs full bars (it refuses others) and non-overlapping
-voices: notes are laid greedily into as few parts as possible, each a sequence of chords.
+voices: notes are laid greedily into as few parts as possible, each a sequence of chords. A
+file is written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,6 +35,23 @@ def write_score(score: Score, path: str | Path) -> Path:
             f"{path}: cannot write '{suffix or '(none)'}' (use one of {', '.join(WRITABLE_EXTENSIONS)})"
         )
     return path
+
+
+def partial_path(path: Path) -> Path:
+    """Where a writer writes `path` until it is complete (the suffix kept: it names the format)."""
+    return path.with_name(f".{path.name}.partial{path.suffix}")
+
+
+@contextmanager
+def _renamed_when_done(path: Path) -> Iterator[Path]:
+    """`partial_path(path)` to write into, renamed to `path` on success and removed on failure,
+    so that a writer killed on the way (a CLI child over its time limit) leaves no half file."""
+    partial = partial_path(path)
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _ticks_per_beat(score: Score) -> int:
@@ -78,7 +98,8 @@ def write_midi(score: Score, path: str | Path) -> None:
     for change in score.tempos or ():
         midi.tempo_changes.append(TempoChange(change.bpm, int(change.onset * tpb)))
     midi.max_tick = int(score.end * tpb)
-    midi.dump(str(path))
+    with _renamed_when_done(Path(path)) as partial:
+        midi.dump(str(partial))
 
 
 def write_musicxml(score: Score, path: str | Path) -> None:
@@ -129,7 +150,8 @@ def write_musicxml(score: Score, path: str | Path) -> None:
         out.insert(0, filled)
     try:
         out.makeNotation(inPlace=True)
-        out.write("musicxml", fp=str(path))
+        with _renamed_when_done(Path(path)) as partial:
+            out.write("musicxml", fp=str(partial))
     except Exception as exc:  # music21's exporter raises assorted types on odd rhythms
         raise GnmError(f"{path}: music21 could not write MusicXML: {exc}") from exc
 

@@ -114,6 +114,24 @@ def abc_megabyte_line(folder: Path) -> Path:
     return path
 
 
+def midi_sparse(folder: Path) -> Path:
+    # A valid one-note file made 2 GiB long by a hole: no disk, but reading it all takes 2 GiB.
+    path = folder / "sparse.mid"
+    with path.open("wb") as fh:
+        fh.write(_midi([_track(NOTE + END)]))
+        fh.truncate(2 * 1024**3)
+    return path
+
+
+def musicxml_overfull_bar(folder: Path) -> Path:
+    # One 4/4 bar holding 4,001 quarter notes.
+    notes = "<note><pitch><step>C</step><octave>4</octave></pitch><duration>1</duration></note>"
+    head, tail = PART.format(text="overfull").split("<note>", 1)
+    path = folder / "overfull.musicxml"
+    path.write_text(SCORE_HEAD + head + notes * 4001 + tail.split("</note>", 1)[1])
+    return path
+
+
 HOSTILE: dict[str, Callable[[Path], Path]] = {
     "billion_laughs": billion_laughs,
     "external_entity": external_entity,
@@ -125,7 +143,22 @@ HOSTILE: dict[str, Callable[[Path], Path]] = {
     "midi_huge_division": midi_huge_division,
     "midi_huge_ticks": midi_huge_ticks,
     "abc_megabyte_line": abc_megabyte_line,
+    "midi_sparse": midi_sparse,
+    "musicxml_overfull_bar": musicxml_overfull_bar,
 }
+
+
+def yaml_alias_bomb(folder: Path) -> Path:
+    """A corpus declaration whose description is nine nested aliases: a billion strings."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = folder / "bomb.yaml"
+    path.write_text(
+        "name: bomb\n" + "\n".join(lines) + "\ndescription: *l9\n"
+        "source: {kind: music21, include: ['bach/*.mxl']}\n"
+        "genre: classical\nlicence: CC0\nredistributable: true\npriority: 1\n"
+    )
+    return path
 
 
 def mutate(data: bytes, seed: int) -> bytes:

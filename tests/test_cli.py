@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from tests.conftest import TEST_DATA, m21_path
+from tests.hostile import abc_megabyte_line, musicxml_overfull_bar
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -140,3 +143,72 @@ def test_params_file_reaches_the_tokenizer(tmp_path: Path) -> None:
     params.write_text("meter: {incomplete_bars: sometimes}\n")
     code, _, err = run("tokenize", str(TEST_DATA / "two_tunes.abc"), "--params", str(params))
     assert code == 1 and "incomplete_bars must be" in err and str(params) in err
+
+
+def gnm_process(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the CLI as a user would (its own process); the result and the seconds it took."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    return proc, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "reasons"),
+    [
+        (abc_megabyte_line, (), {"too_large"}),  # the fast reader refuses it at once
+        (abc_megabyte_line, ("--reader", "reference", "--timeout", "3"), {"timeout"}),  # music21
+        # Either the meter stage copes, or its failure is one line (it recursed until Python gave up).
+        (musicxml_overfull_bar, ("--timeout", "20"), {"ok", "RecursionError", "timeout"}),
+    ],
+)
+def test_tokenize_of_a_hostile_file_ends_in_time_with_one_line(
+    make: Callable[[Path], Path], options: tuple[str, ...], reasons: set[str], tmp_path: Path
+) -> None:
+    path = make(tmp_path)
+    limit = float(options[options.index("--timeout") + 1]) if "--timeout" in options else 10.0
+    proc, seconds = gnm_process("tokenize", str(path), *options)
+    assert seconds < limit + 15  # the start of two Python processes, music21 imported
+    assert "Traceback" not in proc.stderr
+    if proc.returncode == 0:
+        assert "ok" in reasons and "tokens" in proc.stdout
+        return
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    reason = lines[0].removeprefix(f"gnm: error: {path}: ").split(" (")[0]
+    assert reason in reasons, lines[0]
+
+
+def _hang(*args: object, **kwargs: object) -> None:
+    time.sleep(60)
+
+
+def test_detokenize_runs_under_the_params_time_limit_and_leaves_no_half_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = tmp_path / "t.json"
+    assert run("tokenize", str(TEST_DATA / "two_tunes.abc"), "-o", str(tokens))[0] == 0
+
+    def write_then_hang(midi: object, filename: str) -> None:
+        Path(filename).write_bytes(b"MThd")  # half a file, then miditoolkit hangs
+        _hang()
+
+    monkeypatch.setattr("miditoolkit.MidiFile.dump", write_then_hang)
+    params = tmp_path / "params.yaml"
+    params.write_text("ingest: {timeout_s: 1}\n")
+    output = tmp_path / "out" / "x.mid"
+    output.parent.mkdir()
+    started = time.monotonic()
+    code, _, err = run("detokenize", str(tokens), "-o", str(output), "--params", str(params))
+    assert time.monotonic() - started < 30
+    assert code == 1 and err.strip() == f"gnm: error: {tokens}: timeout (still running after 1 s)"
+    assert list(output.parent.iterdir()) == []  # neither the output nor its temporary file
+    # --timeout overrides the params file (and the defaults).
+    monkeypatch.setattr("pipeline.cli._decode_file", _hang)
+    code, _, err = run("detokenize", str(tokens), "-o", str(output), "--timeout", "0.5")
+    assert code == 1 and "timeout (still running after 0.5 s)" in err

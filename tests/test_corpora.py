@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.corpora import load_declaration, load_declarations, resolve_data_root, validate_folder
 from pipeline.errors import CorpusError
+from pipeline.executor import Limits, run_isolated
 from tests.conftest import REPO
+from tests.hostile import yaml_alias_bomb
 
 CORPORA = REPO / "corpora"
 
@@ -147,3 +151,52 @@ def test_data_root_precedence() -> None:
     assert resolve_data_root(None, "b", "c") == Path("b")
     assert resolve_data_root(None, None, "c") == Path("c")
     assert resolve_data_root(None, None, None) is None
+
+
+def test_a_catastrophic_composer_pattern_runs_in_linear_time(tmp_path: Path) -> None:
+    # (a+)+$ backtracks exponentially in Python's re: minutes at 30 characters, forever at 4,000.
+    text = VALID.replace('"^(?P<composer>[^/]+)/"', '"^(?P<composer>(a+)+)$"')
+    decl = load_declaration(write(tmp_path, "set", text.format(name="set", path="set")))
+    started = time.monotonic()
+    assert decl.composer_for("a" * 4000 + "/x.mid") == "Anonymous"  # no match: the default
+    assert decl.composer_for("a" * 4000) == "a" * 4000
+    assert time.monotonic() - started < 1
+
+
+def test_exclude_globs_run_in_linear_time(tmp_path: Path) -> None:
+    # Eight `**/` made a regex that Python's re took 7 s on for each 40-folder path.
+    data = tmp_path / "data" / "set" / Path(*["a"] * 40)
+    data.mkdir(parents=True)
+    (data / "y.mid").write_text("x")
+    text = VALID.replace('exclude: ["skip/**"]', 'exclude: ["' + "**/" * 8 + 'z.mid"]')
+    decl = load_declaration(write(tmp_path, "set", text.format(name="set", path="set")))
+    started = time.monotonic()
+    assert len(decl.files(tmp_path / "data")) == 1
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        (r"(?P<composer>\\w+)/", "\\w would match ASCII only"),  # RE2's \w misses "Dvořák"
+        (r"(?P<composer>[^/]+)/\\1", "invalid escape sequence"),  # a backreference
+        (r"(?P<composer>[^/]+)(?=/)", "invalid perl operator"),  # a lookahead
+    ],
+)
+def test_patterns_that_re2_reads_otherwise_are_refused(
+    tmp_path: Path, pattern: str, message: str
+) -> None:
+    text = VALID.replace('"^(?P<composer>[^/]+)/"', f'"{pattern}"')  # YAML unescapes \\
+    path = write(tmp_path, "set", text.format(name="set", path="set"))
+    with pytest.raises(CorpusError, match=re.escape(message)) as info:
+        load_declaration(path)
+    assert f"{path}: field composer_from_path.pattern" in str(info.value)
+
+
+def test_an_alias_bomb_is_refused_at_once_in_little_memory(tmp_path: Path) -> None:
+    path = yaml_alias_bomb(tmp_path)
+    # Before: 1.3 GB and still running after 30 s (jsonschema's message is the value's repr).
+    outcome = run_isolated(load_declaration, path, Limits(timeout_s=10, memory_mb=200))
+    assert outcome.reason == "CorpusError", outcome
+    assert f"{path}: not valid YAML: aliases (*name) are not allowed" in outcome.detail
+    assert validate_folder(tmp_path, None) == [f"{path}: {outcome.detail.split(': ', 1)[1]}"]

@@ -15,6 +15,8 @@ from gnm_model.transformer import GnMTransformer
 from pipeline.errors import GnmError
 from pipeline.readers import read_scores
 from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
+from tests.conftest import m21_path
+from tests.hostile import abc_megabyte_line
 
 VOCAB = Vocab(VocabConfig())
 
@@ -57,12 +59,18 @@ def test_an_unknown_composer_is_refused(untrained: Sampler) -> None:
         untrained.sample("Liszt", SampleConfig(), torch.Generator())
 
 
-def test_generate_writes_tokens_midi_and_musicxml(tmp_path: Path) -> None:
-    run = tmp_path / "run"
+def untrained_run(folder: Path) -> Path:
+    """A run folder holding an untrained tiny model's checkpoint."""
+    run = folder / "run"
     run.mkdir()
     VOCAB.save(run / "vocab.json")
     model = GnMTransformer(preset("tiny").for_vocab(VOCAB))
     ckpt.save(run, 1, model, None, VOCAB, {"config": model.cfg.to_json()})
+    return run
+
+
+def test_generate_writes_tokens_midi_and_musicxml(tmp_path: Path) -> None:
+    run = untrained_run(tmp_path)
     args = [
         "generate",
         "--run",
@@ -93,3 +101,13 @@ def test_generate_writes_tokens_midi_and_musicxml(tmp_path: Path) -> None:
         main, ["generate", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "c")]
     )
     assert missing.exit_code == 1 and "vocab.json: missing" in missing.output
+
+
+def test_a_prompt_is_read_under_ingest_limits(tmp_path: Path) -> None:
+    args = ["generate", "--run", str(untrained_run(tmp_path)), "--bars", "1", "--out", str(tmp_path / "o")]  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--prompt", str(m21_path("bach/bwv66.6.mxl"))])
+    assert result.exit_code == 0, result.output
+    hostile = abc_megabyte_line(tmp_path)
+    result = CliRunner().invoke(main, [*args, "--prompt", str(hostile), "--timeout", "10"])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"gnm: error: {hostile}: too_large (tune of 1000028 characters")

@@ -30,6 +30,7 @@ def test_shipped_params_equal_the_dataclass_defaults() -> None:
         ("vocab: [1, 2]", "section 'vocab' must be a mapping"),
         ("- just a list", "mapping of sections"),
         ("meter: {rules: [", "cannot read parameters"),
+        ("a: &x {timeout_s: 1}\ningest: *x\n", "aliases \\(\\*name\\) are not allowed"),
     ],
 )
 def test_bad_params_name_the_file_and_section(tmp_path: Path, text: str, message: str) -> None:

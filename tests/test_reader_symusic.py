@@ -11,11 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import GnmError, ScoreParseError, Unsupported
+from pipeline.executor import Limits, run_isolated
 from pipeline.readers.beats import apply_beat_file
 from pipeline.readers.midi_reader import read_midi
 from pipeline.readers.symusic_reader import read_midi_fast
 from pipeline.synthetic import midi_bytes, piece, vlq
-from tests.hostile import HOSTILE, mutate
+from tests.hostile import HOSTILE, midi_sparse, mutate
 
 DATA = Path(__file__).parent / "data"
 POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
@@ -331,3 +332,11 @@ def test_random_event_streams_agree(
     fast = outcome(read_midi_fast, path)
     if fast != ("Unsupported", None):  # handed to the reference reader: nothing to compare
         assert fast == outcome(read_midi, path)
+
+
+def test_a_sparse_file_is_refused_from_its_size_in_little_memory(tmp_path: Path) -> None:
+    path = midi_sparse(tmp_path)  # 2 GiB; before, the fast reader took 2.2 GB of RSS to read it
+    for read in (read_midi_fast, read_midi):
+        result = run_isolated(read, path, Limits(timeout_s=30, memory_mb=256))
+        assert result.reason == "too_large", result
+        assert "2,147,483,648 bytes, over the 67,108,864 byte limit" in result.detail

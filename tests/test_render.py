@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,21 @@ def test_a_non_wav_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "x.wav").write_bytes(b"not a wav")
     with pytest.raises(RenderError, match="not a readable WAV"):
         wav_peak(tmp_path / "x.wav")
+
+
+def test_render_reads_and_engraves_under_the_time_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def hang(*args: object) -> None:  # verovio on a hostile page, say
+        time.sleep(60)
+
+    monkeypatch.setattr("gnm_model.render.musicxml_to_svg", hang)
+    font = tmp_path / "x.sf2"
+    font.write_bytes(b"")  # never reached
+    source = m21_path("bach/bwv66.6.mxl")
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["render", str(source), "--soundfont", str(font), "--out", str(tmp_path / "out"), "--timeout", "2"])  # fmt: skip
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 1
+    assert result.output.strip() == f"gnm: error: {source}: timeout (still running after 2 s)"
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary file left

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -128,3 +129,21 @@ def test_inspect_shows_a_piece_and_writes_what_the_model_sees(
         unknown.exit_code == 1
         and "did you mean: m21-chopin/chopin/mazurka06-2.krn" in unknown.output
     )
+
+
+def test_inspect_writes_under_the_time_limit(
+    tiny_build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def hang(*args: object, **kwargs: object) -> None:
+        time.sleep(60)
+
+    monkeypatch.setattr("pipeline.tokenizer.Tokenizer.decode_full", hang)
+    piece = "m21-chopin/chopin/mazurka06-2.krn"
+    shards = str(tiny_build / "data/default/shards")
+    args = ["data", "inspect", piece, "--shards", shards, "-o", str(tmp_path / "m.mid")]
+    result = CliRunner().invoke(main, [*args, "--timeout", "1"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"gnm: error: {piece}: timeout (still running after 1 s)"
+    )
+    assert list(tmp_path.iterdir()) == []

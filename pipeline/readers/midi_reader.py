@@ -9,12 +9,19 @@ normalisation then handles; a file without time signatures is read as 4/4 (count
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
 from pipeline.errors import ScoreParseError
-from pipeline.readers.common import bars_from_time_signatures, make_bars, report_dict
+from pipeline.readers.common import (
+    MAX_MIDI_BYTES,
+    bars_from_time_signatures,
+    make_bars,
+    read_capped,
+    report_dict,
+)
 from pipeline.score import Meter, Note, Part, Score, ScoreMeta, TempoChange
 
 
@@ -23,7 +30,13 @@ def read_midi(path: Path, *, expand_repeats: bool = False) -> list[Score]:
     from miditoolkit import MidiFile
 
     try:
-        midi = MidiFile(str(path))
+        data = read_capped(path, MAX_MIDI_BYTES, "MIDI file")
+    except OSError as exc:
+        raise ScoreParseError(
+            f"{path}: not a readable MIDI file: {exc.strerror}", "bad_midi"
+        ) from exc
+    try:
+        midi = MidiFile(file=io.BytesIO(data))
     except Exception as exc:  # mido raises EOFError, OSError, ValueError, KeyError, ...
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise ScoreParseError(

@@ -40,7 +40,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import ScoreValidationError, Unsupported
-from pipeline.readers.common import DEFAULT_METER, ItemFailure, report_dict
+from pipeline.readers.common import (
+    DEFAULT_METER,
+    MAX_MIDI_BYTES,
+    ItemFailure,
+    read_capped,
+    report_dict,
+)
 from pipeline.readers.midi_scan import TrackScan, bad_midi, frame, scan_track, suspect
 from pipeline.score import Bar, Meter, Note, Part, Score, ScoreMeta, TempoChange
 
@@ -69,7 +75,7 @@ _SET_START, _SET_LENGTH, _SET_METER, _SET_PICKUP = (
 def read_midi_fast(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
     """Parse a MIDI file into one canonical score, as `read_midi` does (`expand_repeats`: no meaning)."""
     try:
-        data = path.read_bytes()
+        data = read_capped(path, MAX_MIDI_BYTES, "MIDI file")
     except OSError as exc:
         raise bad_midi(path, exc.strerror or type(exc).__name__) from None
     tpb, chunks = frame(data, path)
