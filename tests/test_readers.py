@@ -185,3 +185,31 @@ def test_one_bad_tune_does_not_lose_the_book() -> None:
     assert scores[1].meters() == ["6/8", "6/8"]  # the header (L:1/8) applies to every tune
     with pytest.raises(ScoreParseError, match="1 of 3 pieces cannot be read, first X:2"):
         read_scores(TEST_DATA / "book_with_bad_tune.abc")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "head"),
+    [
+        (".krn", b"**kern\n*M4/4\n4c\n"),
+        (".abc", b"X:1\nT:t\nK:C\nCDEF|\n"),
+        (".musicxml", b'<?xml version="1.0"?>\n<score-partwise>'),
+        (".mid", b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk"),
+    ],
+)
+def test_a_sparse_huge_file_is_refused_from_its_size(
+    suffix: str, head: bytes, tmp_path: Path
+) -> None:
+    import resource
+    import time
+
+    path = tmp_path / f"sparse{suffix}"
+    with path.open("wb") as fh:
+        fh.write(head)
+        fh.truncate(2 << 30)  # 2 GiB that cost no disk
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    with pytest.raises(ScoreParseError) as refused:
+        read_items(str(path))
+    assert refused.value.reason == "too_large"
+    assert time.monotonic() - started < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB

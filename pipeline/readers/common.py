@@ -18,6 +18,7 @@ from pipeline.score import Bar, Meter
 DEFAULT_METER = Meter(4, 4)
 # The largest MIDI file of the corpora is 31 KB: over 2,000 times that is hostile or not music.
 MAX_MIDI_BYTES = 64 << 20
+MAX_TEXT_BYTES = 64 << 20  # a kern or ABC file: real ones are under 2 MB
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ X_LINE = re.compile(r"X:\s*(\d+)")  # the line that opens a tune of an ABC book
 def abc_text(path: Path) -> str:
     """The text of an ABC file (UTF-8), or ScoreParseError `encoding` naming the byte."""
     try:
-        return path.read_bytes().decode("utf-8")
+        return read_capped(path, MAX_TEXT_BYTES, "ABC file").decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ScoreParseError(
             f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})", "encoding"

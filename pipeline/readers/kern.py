@@ -26,10 +26,12 @@ from typing import cast
 from pipeline.errors import ScoreParseError, ScoreValidationError, Unsupported
 from pipeline.readers.common import (
     DEFAULT_METER,
+    MAX_TEXT_BYTES,
     ItemFailure,
     TieMerger,
     bars_from_time_signatures,
     make_bars,
+    read_capped,
     report_dict,
 )
 from pipeline.readers.conventions import article_first
@@ -75,7 +77,7 @@ def read_kern(
     if expand_repeats:
         raise Unsupported("expand_repeats")
     try:
-        data = path.read_bytes()
+        data = read_capped(path, MAX_TEXT_BYTES, "kern file")
     except OSError as exc:
         raise ScoreParseError(f"{path}: cannot read it ({exc})", "missing_file") from exc
     # music21 opens kern files as Latin-1 text with universal newlines.
