@@ -101,7 +101,9 @@ def mutant(family: str, source: Path, seed: int) -> Case:
             out = _zipped(member[0], mutate_text(member[1], seed))
         else:
             out = mutate_text(data, seed)
-        path = folder / f"mutant{SUFFIX[family]}"
+        # a declaration's `name` must equal its file name: keep the seed's
+        name = source.name if family == "declaration" else f"mutant{SUFFIX[family]}"
+        path = folder / name
         path.write_bytes(out)
         return path
 
@@ -302,7 +304,7 @@ STRUCTURED: Mapping[str, Callable[[], dict[str, bytes]]] = {
 
 def _written(family: str, name: str, data: bytes) -> Callable[[Path], Path]:
     def make(folder: Path) -> Path:
-        path = folder / f"case{SUFFIX[family]}"
+        path = folder / ("fuzz.yaml" if family == "declaration" else f"case{SUFFIX[family]}")
         path.write_bytes(_zipped("score.xml", data) if family == "mxl" else data)
         return path
 
@@ -401,11 +403,15 @@ def probe(path: Path) -> tuple[str, float, int]:
 
 
 def _probe_declaration(path: Path) -> str:
+    """Load, look a composer up and list the files (of a folder made for the declaration)."""
     from pipeline.corpora import load_declaration
 
     decl = load_declaration(path)
     root = path.parent / "root"
-    (root / "corpus" / "bach").mkdir(parents=True, exist_ok=True)
+    folder = (root / (decl.source_path or "corpus")).resolve()
+    if folder.is_relative_to(root.resolve()):  # a path out of the root is the listing's to refuse
+        (folder / "bach").mkdir(parents=True, exist_ok=True)
+        (folder / "bach" / "a.krn").write_text("**kern\n4c\n*-\n")
     decl.composer_for("a" * 40 + "!")
     decl.composer_for("bach/" + "a" * 40)
     decl.files(root)  # a CorpusError here too is `invalid_declaration`
