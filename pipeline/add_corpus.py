@@ -20,7 +20,7 @@ import yaml
 from pipeline.corpora import parse_declaration
 from pipeline.errors import GnmError
 from pipeline.ledger import write_bytes_atomic, write_text_atomic
-from pipeline.params import parse_params
+from pipeline.params import load_params, parse_params
 from pipeline.params_edit import with_composer, with_corpus, with_profile
 from pipeline.profile_pipelines import pipeline_file, written_line
 from pipeline.readers import SUPPORTED_EXTENSIONS
@@ -117,6 +117,7 @@ def plan(
             )
         return addition
     source = str(params_file)
+    load_params(params_file)  # reads within config_yaml's bounds before the whole text is read
     text = original = params_file.read_text()
     if composer:
         edited = with_composer(text, source, composer)
