@@ -1,9 +1,8 @@
 """`gnm data build`: run the DVC pipeline of a profile, or its stages directly when DVC is absent.
 
 The top-level `dvc.yaml` is the `default` profile; every other profile has
-`profiles/<name>/dvc.yaml`, the same stages with `vars: profile: <name>` and `wdir: ../..` (so
-commands and paths stay relative to the repository root). `profile_dvc_yaml` derives those files
-from the top-level one; a test keeps the committed copies equal to it.
+`profiles/<name>/dvc.yaml`, generated from it (pipeline/profile_pipelines.py): a build of a
+profile params.yaml names writes that file first when it is missing or out of date.
 
 Without DVC, the stages' commands are read from the same dvc.yaml and run in order, so paths
 still live in one place; what is lost is DVC's change tracking (every stage runs).
@@ -12,7 +11,6 @@ still live in one place; what is lost is DVC's change tracking (every stage runs
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,25 +23,7 @@ import click
 import yaml
 
 from pipeline.errors import GnmError
-
-ROOT_DVC = "dvc.yaml"
-HEADER = (
-    "# GENERATED from the top-level dvc.yaml by pipeline.build.profile_dvc_yaml: edit that file.\n"
-)
-
-
-def dvc_file(root: Path, profile: str) -> Path:
-    """The dvc.yaml of a profile."""
-    return root / ROOT_DVC if profile == "default" else root / "profiles" / profile / "dvc.yaml"
-
-
-def profile_dvc_yaml(top_level: str, profile: str) -> str:
-    """The text of profiles/<profile>/dvc.yaml, derived from the top-level dvc.yaml."""
-    body = top_level[top_level.index("vars:") :]
-    body = body.replace("  - profile: default", f"  - profile: {profile}", 1)
-    # Every stage runs from the repository root, two levels up.
-    body = re.sub(r"(?m)^(  [a-z_]+):\n    cmd:", r"\1:\n    wdir: ../..\n    cmd:", body)
-    return HEADER + body
+from pipeline.profile_pipelines import ROOT_OPTION, dvc_file, ensure_pipeline
 
 
 def stage_commands(dvc_yaml: Path, profile: str) -> list[tuple[str, str]]:
@@ -74,7 +54,14 @@ def build(
     force: bool = False,
     echo: Callable[[str], None] = print,
 ) -> list[str]:
-    """Build a profile; return the stages that ran (DVC: the ones it reproduced)."""
+    """Build a profile; return the stages that ran (DVC: the ones it reproduced).
+
+    A profile params.yaml names gets its generated pipeline file first when it has none (or an
+    out-of-date one); `echo` says so.
+    """
+    made = ensure_pipeline(root, profile)
+    if made:
+        echo(f"build {profile}: {made}")
     path = dvc_file(root, profile)
     if not path.is_file():
         raise GnmError(f"{path}: no pipeline for profile {profile!r} (see params.yaml profiles)")
@@ -103,16 +90,15 @@ def build(
 
 
 @click.command("build")
-@click.option("--profile", default="default", show_default=True, help="default, quick or full.")
+@click.option(
+    "--profile",
+    default="default",
+    show_default=True,
+    help="A profile of params.yaml: default, quick, full or one you added.",
+)
 @click.option("--no-dvc", is_flag=True, help="Run the stages directly even when DVC is installed.")
 @click.option("--force", is_flag=True, help="Rebuild every stage (dvc repro --force).")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Repository root (holds dvc.yaml, params.yaml, corpora/).",
-)
+@ROOT_OPTION
 def build_command(profile: str, no_dvc: bool, force: bool, root: Path) -> None:
     """Build a profile's shards and reports: `dvc repro` of its dvc.yaml.
 
@@ -125,6 +111,9 @@ def build_command(profile: str, no_dvc: bool, force: bool, root: Path) -> None:
       gnm data build                  # the default profile (music21's corpus)
       gnm data build --profile quick  # a few hundred items, a minute
       gnm data build --profile full --force
+
+    A profile added to params.yaml (by hand or by `gnm data add-corpus --profile NEW`) gets its
+    pipeline, profiles/<profile>/dvc.yaml, generated from dvc.yaml on its first build.
     """
     started = time.perf_counter()
     build(root, profile, use_dvc=not no_dvc, force=force, echo=click.echo)

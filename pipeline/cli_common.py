@@ -25,11 +25,14 @@ PARAMS_OPTION = click.option(
 )
 
 # For the commands that read a build: its outputs live in data/<profile>/ and reports/<profile>/.
+# The same profile name as the source readers' --profile (data_cli.SOURCE_PROFILE_OPTION): there
+# it selects the corpora to read, here the folders that building those corpora wrote.
 BUILT_PROFILE_OPTION = click.option(
     "--profile",
     default=DEFAULT_PROFILE,
     show_default=True,
-    help="The built profile to read (data/<profile>/, reports/<profile>/).",
+    help="Read the build of this params.yaml profile: data/<profile>/ and reports/<profile>/, "
+    "as `gnm data build --profile` wrote them.",
 )
 
 

@@ -15,10 +15,11 @@ from pipeline.data_cli import (
     CORPORA_OPTION,
     CORPUS_NAMES_OPTION,
     DATA_ROOT_OPTION,
-    PROFILE_OPTION,
     SCHEDULER_OPTION,
+    SOURCE_PROFILE_OPTION,
     WORKERS_OPTION,
     _data_root,
+    chosen_profile,
     profile_files,
 )
 from pipeline.errors import GnmError
@@ -30,7 +31,7 @@ from pipeline.tokenizer import Tokenizer, Vocab
 @click.command("crosscheck")
 @CORPORA_OPTION
 @CORPUS_NAMES_OPTION
-@PROFILE_OPTION
+@SOURCE_PROFILE_OPTION
 @DATA_ROOT_OPTION
 @CACHE_OPTION
 @click.option("--no-cache", is_flag=True, help="Parse every file again with both readers.")
@@ -43,7 +44,7 @@ from pipeline.tokenizer import Tokenizer, Vocab
 def crosscheck_command(
     corpora_dir: Path,
     names: tuple[str, ...],
-    profile_name: str | None,
+    profile_name: str,
     data_root: str | None,
     cache_dir: Path,
     no_cache: bool,
@@ -71,7 +72,7 @@ def crosscheck_command(
     """
     params = load_params(params_path)
     root = _data_root(data_root, params)
-    profile = params.profile(profile_name or "default") if not names else None
+    profile = chosen_profile(params, profile_name, params_path) if not names else None
     decls, files = profile_files(corpora_dir, names, profile, root)
     if not files:
         raise GnmError("no files to compare (check --corpus / --profile)")

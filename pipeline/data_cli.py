@@ -141,8 +141,28 @@ PROFILE_OPTION = click.option(
     "--profile",
     "profile_name",
     default=None,
-    help="Read the corpora of this params.yaml profile (default, quick, full); --corpus wins.",
+    help="Read the corpora of this params.yaml profile (default, quick, full or one you added; "
+    "default: every declaration in --corpora); --corpus wins.",
 )
+# The commands that read sources, not a build, but compare or measure what a build would read.
+SOURCE_PROFILE_OPTION = click.option(
+    "--profile",
+    "profile_name",
+    default="default",
+    show_default=True,
+    help="Read the corpora of this params.yaml profile (default, quick, full or one you added) "
+    "from their sources, not its build; --corpus wins.",
+)
+
+
+def chosen_profile(params: Params, name: str, params_path: str | None) -> Profile:
+    """The named profile; without --params only the built-in profiles exist, and the error says so."""
+    if params_path is None and name not in params.profiles:
+        raise GnmError(
+            f"unknown profile {name!r}: without --params only the built-in profiles exist "
+            f"({', '.join(params.profiles)}); give --params params.yaml for the ones you added"
+        )
+    return params.profile(name)
 
 
 CORPUS_NAMES_OPTION = click.option(
@@ -240,7 +260,7 @@ def ingest(
         scheduler,
         workers,
         "ingest: reading",
-        params.profile(profile_name) if profile_name else None,
+        chosen_profile(params, profile_name, params_path) if profile_name else None,
     )
     with result, progress(len(files), "ingest: writing") as advance:
         decisions = ingest_stage.write_outputs(result, out_dir, on_file=advance)
@@ -451,7 +471,13 @@ def synth(
     "--profile",
     "profiles",
     multiple=True,
-    help="Also add the corpus to this params.yaml profile (repeatable), e.g. default.",
+    help="Also add the corpus to this params.yaml profile (repeatable), e.g. default; a profile "
+    "params.yaml lacks is created with this corpus, with its profiles/<name>/dvc.yaml.",
+)
+@click.option(
+    "--profile-description",
+    default=None,
+    help="Description of a profile --profile creates (default: a line naming this corpus).",
 )
 def add_corpus(
     name: str,
@@ -467,86 +493,49 @@ def add_corpus(
     params_path: str | None,
     force: bool,
     profiles: tuple[str, ...],
+    profile_description: str | None,
 ) -> None:
     """Write a validated declaration for a folder of scores under the data root.
+
+    All or nothing: the declaration, the params.yaml edits (composer token, profiles) and a new
+    profile's pipeline are checked before any file is written; a refused command changes
+    nothing, so run it again corrected (never needing --force). A --profile params.yaml lacks
+    is created, with this corpus.
 
     \b
     Example:
       gnm data add-corpus haydn-quartets --path ../shared/data/haydn --genre classical \\
           --composer Haydn --profile default --params params.yaml
+      gnm data add-corpus haydn-quartets --path ../shared/data/haydn --genre classical \\
+          --composer Haydn --profile haydn --params params.yaml   # a new profile
     """
-    import yaml
-
-    from pipeline.corpora import load_declaration, parse_declaration
-    from pipeline.readers import SUPPORTED_EXTENSIONS
+    from pipeline import add_corpus as adding
 
     root = _data_root(data_root, load_params(params_path))
     if root is None:
         raise GnmError("no data root: give --data-root or set GNM_DATA_ROOT")
-    try:
-        rel = folder.resolve().relative_to(root.resolve())
-    except ValueError:
-        raise GnmError(
-            f"{folder}: not inside the data root {root} (move it there or give --data-root)"
-        ) from None
-    formats = sorted(
-        {
-            p.suffix.lower().lstrip(".")
-            for p in folder.rglob("*")
-            if p.suffix.lower() in SUPPORTED_EXTENSIONS
-        }
+    fields = {"genre": genre, "composer": composer, "licence": licence,
+              "redistributable": redistributable, "priority": priority}  # fmt: skip
+    addition = adding.plan(
+        adding.declaration(name, folder, root, fields, description),
+        corpora_dir / f"{name}.yaml",
+        root,
+        force,
+        Path(params_path) if params_path else Path("params.yaml"),
+        profiles,
+        profile_description,
     )
-    if not formats:
-        raise GnmError(f"{folder}: no score files ({', '.join(SUPPORTED_EXTENSIONS)}) found")
-    declaration: dict[str, Any] = {
-        "name": name,
-        "description": description or f"Scores in {rel.as_posix()}",
-        "source": {
-            "kind": "directory",
-            "path": rel.as_posix(),
-            "include": [f"**/*.{f}" for f in formats],
-        },
-        "formats": formats,
-        "genre": genre,
-        **({"composer": composer} if composer else {}),
-        "licence": licence,
-        "redistributable": redistributable,
-        "priority": priority,
-    }
-    target = corpora_dir / f"{name}.yaml"
-    if target.exists() and not force:
-        raise GnmError(f"{target}: exists (use --force to overwrite)")
-    parse_declaration(declaration, str(target))
-    corpora_dir.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(declaration, sort_keys=False, allow_unicode=True))
-    decl = load_declaration(target)
-    click.echo(f"wrote {target}: {len(decl.files(root))} files ({', '.join(formats)})")
-    if composer:
-        from pipeline.params import append_composer
-
-        params_file = Path(params_path) if params_path else Path("params.yaml")
-        if not params_file.is_file():
-            click.echo(
-                f"note: no {params_file}: add {composer} to vocab.composers yourself for a "
-                "Composer token",
-                err=True,
-            )
-        elif append_composer(params_file, composer):
-            click.echo(
-                f"appended {composer} to vocab.composers in {params_file}: new token Composer_{composer}"
-            )
-    if profiles:
-        from pipeline.params import add_to_profile
-
-        params_file = Path(params_path) if params_path else Path("params.yaml")
-        for profile in profiles:
-            if add_to_profile(params_file, profile, name):
-                click.echo(f"added {name} to profile {profile} in {params_file}")
+    adding.write_all_or_nothing(addition.writes)
+    for line in addition.said:
+        click.echo(line)
+    for line in addition.notes:
+        click.echo(line, err=True)
 
 
 @data.command("grid-report")
 @CORPORA_OPTION
 @CORPUS_NAMES_OPTION
+@SOURCE_PROFILE_OPTION
 @click.option(
     "--resolutions",
     default="12,24,48",
@@ -562,6 +551,7 @@ def add_corpus(
 def grid_report(
     corpora_dir: Path,
     names: tuple[str, ...],
+    profile_name: str,
     resolutions: str,
     data_root: str | None,
     cache_dir: Path,
@@ -572,11 +562,13 @@ def grid_report(
 ) -> None:
     """Share of note onsets off each candidate grid, per corpus and composer, without building shards.
 
-    Reads the declared corpora through the ingest cache (parsing only what is not cached yet).
+    Reads the corpora of a profile (or those named with --corpus) through the ingest cache
+    (parsing only what is not cached yet).
 
     \b
     Example:
       gnm data grid-report --corpus m21-bach --corpus asap --resolutions 12,24,48
+      gnm data grid-report --profile full
     """
     from pipeline.stages.grid import grid_report as measure
 
@@ -593,8 +585,9 @@ def grid_report(
     params = load_params(params_path)
     started = time.perf_counter()
     files, result = _ingest_declared(
-        corpora_dir, names, data_root, params, cache_dir, scheduler, workers, "reading"
-    )
+        corpora_dir, names, data_root, params, cache_dir, scheduler, workers, "reading",
+        None if names else chosen_profile(params, profile_name, params_path),
+    )  # fmt: skip
     with result:
         tallies = measure(result.scores(), grids)
     seconds = time.perf_counter() - started
@@ -701,12 +694,14 @@ def ledger(
 def _register_stage_commands() -> None:
     from pipeline import crosscheck_cli, inspect_cli, stage_cli
     from pipeline.build import build_command
+    from pipeline.profile_pipelines import profiles_command
 
     for command in (
         *stage_cli.COMMANDS,
         *inspect_cli.COMMANDS,
         *crosscheck_cli.COMMANDS,
         build_command,
+        profiles_command,
     ):
         data.add_command(command)
 

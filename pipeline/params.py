@@ -6,7 +6,6 @@ A missing section means the dataclass defaults, which equal the shipped params.y
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.config_yaml import load_config
+from pipeline.config_yaml import load_config, parse_config
 from pipeline.errors import GnmError
 from pipeline.stages.dedupe import DedupeConfig
 from pipeline.stages.ingest import IngestConfig
@@ -30,6 +29,10 @@ class ParamsError(GnmError):
     """params.yaml is unreadable or a section is invalid."""
 
 
+# A profile names folders (data/<name>/, reports/<name>/, profiles/<name>/) and a DVC param path.
+PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named selection of corpora to build: all declared, or named ones with optional file caps.
@@ -41,22 +44,31 @@ class Profile:
     name: str
     corpora: Mapping[str, int | None] = field(default_factory=dict)
     everything: bool = False
+    description: str = field(default="", compare=False)  # what it is for; not part of a build
 
     @classmethod
     def from_params(cls, name: str, data: Mapping[str, Any]) -> Profile:
         """Parse `profiles.<name>` (corpora: all | [names] | {name: max files or null})."""
+        if not isinstance(name, str) or not PROFILE_NAME.fullmatch(name):
+            raise ValueError(
+                "a profile name is a folder name (data/<name>/, profiles/<name>/): lower-case "
+                "letters, digits, '-' and '_', starting with a letter or digit"
+            )
         unknown = set(data) - {"corpora", "description"}
         if unknown:
             raise ValueError(f"unknown profile keys: {', '.join(sorted(unknown))}")
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            raise ValueError("description must be text")
         corpora = data.get("corpora")
         if corpora == "all":
-            return cls(name, {}, True)
+            return cls(name, {}, True, description)
         if isinstance(corpora, list) and all(isinstance(c, str) for c in corpora):
-            return cls(name, {c: None for c in corpora})
+            return cls(name, {c: None for c in corpora}, description=description)
         if isinstance(corpora, dict) and all(
             v is None or (isinstance(v, int) and v > 0) for v in corpora.values()
         ):
-            return cls(name, dict(corpora))
+            return cls(name, dict(corpora), description=description)
         raise ValueError(
             "corpora must be `all`, a list of declaration names, or a mapping of names to a "
             "positive file count (or null)"
@@ -79,12 +91,14 @@ DEFAULT_PROFILES: Mapping[str, Profile] = {
                 "m21-folk",
             )
         },
+        description="music21's bundled corpus, the embedded default (runs on a fresh machine)",
     ),
     "quick": Profile(
         "quick",
         {"m21-bach": 150, "m21-beethoven": 3, "m21-mozart": 3, "m21-chopin": None, "m21-folk": 1},
+        description="a few hundred items for CI and demos (the first N files of each corpus)",
     ),
-    "full": Profile("full", {}, True),
+    "full": Profile("full", {}, True, "every declared corpus, ../shared/data included"),
 }
 
 
@@ -121,13 +135,27 @@ def load_params(path: str | Path | None) -> Params:
     """Read `path` (None: the defaults). ParamsError names the file and the bad section."""
     if path is None:
         return Params()
-    path = Path(path)
     try:
-        data: Any = load_config(path) or {}
+        data: Any = load_config(path)
     except (OSError, yaml.YAMLError) as exc:
         raise ParamsError(f"{path}: cannot read parameters: {exc}") from exc
+    return params_from_data(data, str(path))
+
+
+def parse_params(text: str, source: str) -> Params:
+    """The parameters in `text` (a params.yaml before it is written); errors name `source`."""
+    try:
+        data: Any = parse_config(text, source)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{source}: cannot read parameters: {exc}") from exc
+    return params_from_data(data, source)
+
+
+def params_from_data(data: Any, source: str) -> Params:
+    """Build the parameters from a parsed params.yaml document; errors name `source`."""
+    data = data or {}
     if not isinstance(data, dict):
-        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+        raise ParamsError(f"{source}: expected a mapping of sections at the top level")
     built: dict[str, Any] = {}
     for name, factory in (
         ("ingest", lambda d: IngestConfig(**d)),
@@ -143,15 +171,15 @@ def load_params(path: str | Path | None) -> Params:
         if section is None:
             continue
         if not isinstance(section, dict):
-            raise ParamsError(f"{path}: section '{name}' must be a mapping")
+            raise ParamsError(f"{source}: section '{name}' must be a mapping")
         try:
             built[name] = factory(section)
         except (TypeError, ValueError, AssertionError) as exc:
-            raise ParamsError(f"{path}: section '{name}': {exc}") from exc
+            raise ParamsError(f"{source}: section '{name}': {exc}") from exc
     try:
         return Params(**built)
     except ParamsError as exc:
-        raise ParamsError(f"{path}: {exc}") from None
+        raise ParamsError(f"{source}: {exc}") from None
 
 
 def _profiles(data: Mapping[str, Any]) -> dict[str, Profile]:
@@ -164,50 +192,3 @@ def _profiles(data: Mapping[str, Any]) -> dict[str, Profile]:
         except ValueError as exc:
             raise ValueError(f"profile {name!r}: {exc}") from None
     return out
-
-
-def append_composer(path: Path, name: str) -> bool:
-    """Append `name` to `vocab.composers` in the params file at `path`; False if already there.
-
-    Edits the one line in place (comments and layout stay) and re-reads the file to check it.
-    Appending keeps every existing token id: only the new Composer token gets a new id.
-    """
-    params = load_params(path)
-    if name in params.vocab.composers:
-        return False
-    text = path.read_text()
-    vocab_at = re.search(r"(?m)^vocab:\s*$", text)
-    line = re.compile(r"(?m)^(  composers:\s*\[)([^\]]*)(\])")
-    match = line.search(text, vocab_at.end()) if vocab_at else None
-    if match is None:
-        raise ParamsError(f"{path}: no `composers: [...]` line under `vocab:` to append {name} to")
-    inner = match.group(2).strip()
-    new_inner = f"{inner}, {json.dumps(name)}" if inner else json.dumps(name)
-    path.write_text(text[: match.start(2)] + new_inner + text[match.end(2) :])
-    if name not in load_params(path).vocab.composers:
-        raise ParamsError(f"{path}: appending {name} to vocab.composers did not take effect")
-    return True
-
-
-def add_to_profile(path: Path, profile: str, corpus: str) -> bool:
-    """Add `corpus` to `profiles.<profile>.corpora` in the params file; False if already there.
-
-    Works on the one `corpora:` line of the profile (a list gets the name, a mapping gets
-    `name: null`, i.e. all files); a profile of `all` needs nothing.
-    """
-    chosen = load_params(path).profile(profile)
-    if chosen.everything or corpus in chosen.corpora:
-        return False
-    text = path.read_text()
-    head = re.search(rf"(?m)^profiles:\s*$[\s\S]*?^  {re.escape(profile)}:\s*$", text)
-    line = re.compile(r"(?m)^(    corpora:\s*)([\[{])([^\]}]*)([\]}])")
-    match = line.search(text, head.end()) if head else None
-    if match is None:
-        raise ParamsError(f"{path}: no one-line `corpora:` list or mapping in profile {profile!r}")
-    entry = corpus if match.group(2) == "[" else f"{corpus}: null"
-    inner = match.group(3).strip()
-    new_inner = f"{inner}, {entry}" if inner else entry
-    path.write_text(text[: match.start(3)] + new_inner + text[match.end(3) :])
-    if corpus not in load_params(path).profile(profile).corpora:
-        raise ParamsError(f"{path}: adding {corpus} to profile {profile!r} did not take effect")
-    return True

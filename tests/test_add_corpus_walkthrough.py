@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -13,8 +15,9 @@ from click.testing import CliRunner
 from pipeline.build import build
 from pipeline.cli import main
 from pipeline.params import load_params
+from pipeline.profile_pipelines import profile_dvc_yaml
 from pipeline.stages.shard import open_shards
-from tests.conftest import m21_path, make_build_root
+from tests.conftest import REPO, TEST_DATA, m21_path, make_build_root
 
 
 def test_a_new_corpus_with_a_new_composer_reaches_the_shards_with_its_own_token(
@@ -69,3 +72,82 @@ def test_a_new_corpus_with_a_new_composer_reaches_the_shards_with_its_own_token(
     assert all(r["tokens"][0] == len(new.vocab.tokens) - 1 for r in haydn)
     stats = json.loads((root / "reports/default/stats.json").read_text())
     assert "Haydn" in {r["name"] for r in stats["by"]["composer"]}
+
+
+def readme_section() -> str:
+    """The README's "Adding a corpus or a composer", continuation lines joined, spaces collapsed."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("## Adding a corpus or a composer")
+    section = text[start : text.index("\n## ", start + 1)]
+    return " ".join(section.replace("\\\n", " ").split())
+
+
+def readme_command(command: str) -> list[str]:
+    """The arguments after `gnm` of a command the README section writes exactly so."""
+    assert command in readme_section(), f"the README no longer says: {command}"
+    return shlex.split(command)[1:]
+
+
+def test_a_new_profile_made_by_add_corpus_builds_and_step_4_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The README's layout: the repository beside ../shared/data, the data root params.yaml names.
+    root = make_build_root(tmp_path / "repo", "{m21-bach: 3}")
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("GNM_DATA_ROOT", raising=False)
+    # The stages' `gnm` runs this checkout's code, wherever the installed script points.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    # The build runs `dvc repro` when DVC is installed; this folder is no DVC repository, so it
+    # takes the build's documented other way: the same stages, run directly.
+    monkeypatch.setattr("pipeline.build.dvc_available", lambda: False)
+    runner = CliRunner()
+
+    def gnm(command: str, file: str = "") -> str:
+        args = [arg.replace("<file>", file) for arg in readme_command(command)]
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    # 1. A folder of scores under the data root, one of them empty (the ledger will say so).
+    folder = tmp_path / "shared/data/haydn"
+    folder.mkdir(parents=True)
+    shutil.copy(m21_path("haydn/opus74no1/movement1.mxl"), folder / "op74no1-movement1.mxl")
+    shutil.copy(TEST_DATA / "no_notes.musicxml", folder / "no_notes.musicxml")
+    # 2. Declare it in a profile params.yaml does not have: add-corpus creates the profile.
+    out = gnm(
+        "gnm data add-corpus haydn-quartets --path ../shared/data/haydn --genre classical "
+        '--composer Haydn --profile haydn --profile-description "Haydn\'s quartets" '
+        "--params params.yaml"
+    )
+    assert "created profile haydn" in out and "wrote profiles/haydn/dvc.yaml" in out, out
+    assert (root / "profiles/haydn/dvc.yaml").read_text() == profile_dvc_yaml(
+        (root / "dvc.yaml").read_text(), "haydn"
+    )
+    params = load_params("params.yaml")
+    assert params.profile("haydn").corpora == {"haydn-quartets": None}
+    assert params.profile("haydn").description == "Haydn's quartets"
+    # ... and more declared corpora on its `corpora:` line, as the README says.
+    (root / "params.yaml").write_text(
+        (root / "params.yaml")
+        .read_text()
+        .replace("corpora: [haydn-quartets]", "corpora: [haydn-quartets, m21-chopin]")
+    )
+    # 3. Build the new profile.
+    out = gnm("gnm data build --profile haydn")
+    assert "build haydn: finished" in out and "shards in data/haydn/shards" in out, out
+    assert "ingest: 3 files -> 3 items" in capfd.readouterr().out  # Haydn's 2, Chopin's 1
+    assert not (root / "data/default").exists()  # nothing below reads the default profile
+    # 4. Look, with --profile: each command exactly as the README writes it.
+    stats = gnm("gnm data stats --by composer --profile haydn")
+    assert "data/haydn/shards:" in stats and "Haydn" in stats and "Chopin" in stats, stats
+    quarantined = gnm("gnm data ledger --status quarantined --profile haydn")
+    assert quarantined.split("\t")[:2] == [
+        "haydn-quartets/no_notes.musicxml",
+        "quarantined:no_notes",
+    ], quarantined
+    piece = gnm(
+        "gnm data inspect haydn-quartets/<file> --profile haydn -o x.mid",
+        file="op74no1-movement1.mxl",
+    )
+    assert "composer_token: Composer_Haydn" in piece and "wrote x.mid" in piece, piece
+    assert (root / "x.mid").stat().st_size > 1000

@@ -11,10 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from pipeline.build import build, dvc_available, dvc_file, profile_dvc_yaml, stage_commands
+from pipeline.build import build, dvc_available, stage_commands
 from pipeline.cli import main
 from pipeline.ledger import read_decisions
 from pipeline.params import load_params
+from pipeline.profile_pipelines import dvc_file, profile_dvc_yaml
 from tests.conftest import REPO, make_build_root
 
 STAGES = ["ingest", "dedupe", "verify", "meter", "quantize", "tokenize", "shard", "stats", "ledger"]

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.score import Meter, Note, Score, ScoreMeta, bars_from_meters
 from pipeline.stages.grid import grid_report
-from tests.conftest import REPO
+from tests.conftest import REPO, make_build_root
 
 
 def score(onsets: list[F]) -> Score:
@@ -48,3 +48,21 @@ def test_grid_report_command_on_a_real_corpus(tmp_path: Path) -> None:
     )
     bad = CliRunner().invoke(main, ["data", "grid-report", "--resolutions", "twelve"])
     assert bad.exit_code == 2 and "not a list of integers" in bad.stderr
+
+
+def test_grid_report_reads_the_corpora_of_a_profile(tmp_path: Path) -> None:
+    root = make_build_root(tmp_path / "repo", "{m21-bach: 1}")
+    params = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(
+        params.replace("profiles:\n", "profiles:\n  mine:\n    corpora: [m21-chopin]\n", 1)
+    )
+    common = ["data", "grid-report", "--corpora", str(root / "corpora"), "--resolutions", "12",
+              "--cache", str(tmp_path / "cache"), "--scheduler", "inline", "--json"]  # fmt: skip
+    result = CliRunner().invoke(
+        main, [*common, "--profile", "mine", "--params", str(root / "params.yaml")]
+    )
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.stdout)["corpus"]) == ["m21-chopin"]
+    # Without --params only the built-in profiles exist: the error says how to reach yours.
+    unknown = CliRunner().invoke(main, [*common, "--profile", "mine"])
+    assert unknown.exit_code == 1 and "give --params params.yaml" in unknown.output
