@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
 import click
 
+from pipeline.errors import GnmError
+from pipeline.progress_log import Heartbeat, ProgressLog
+
 DEFAULT_PROFILE = "default"
 
 T = TypeVar("T")
 
-LOG_LINE_S = 30.0  # without a terminal, a progress line at most this often (seconds)
+LOG_LINE_S = 30.0  # without a terminal, a progress line this often (seconds)
+LOG_LINE_ENV = "GNM_LOG_LINE_S"  # overrides LOG_LINE_S (e.g. 5 for a short CI job's log)
 
 PARAMS_OPTION = click.option(
     "--params",
@@ -36,30 +40,36 @@ BUILT_PROFILE_OPTION = click.option(
 )
 
 
+def log_line_seconds() -> float:
+    """Seconds between progress lines without a terminal: $GNM_LOG_LINE_S, else LOG_LINE_S."""
+    text = os.environ.get(LOG_LINE_ENV)
+    if text is None:
+        return LOG_LINE_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise GnmError(f"{LOG_LINE_ENV}={text!r}: give a positive number of seconds, e.g. 30")
+    return seconds
+
+
 @contextmanager
 def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr and the callback that advances it.
 
-    Without a terminal (a log file, CI) a plain line `label: done/total` goes to stderr at most
-    every `LOG_LINE_S` seconds, so a long stage still shows where it is.
+    Without a terminal (a log file, CI) a plain line goes to stderr every `log_line_seconds()`,
+    whether or not an item finished meanwhile: done/total, rate and time left (see
+    `progress_log`), then a last line when the loop ran that long.
     """
     if total == 0:
         yield lambda n: None
         return
     if not sys.stderr.isatty():
-        done, last = 0, time.monotonic()
-        start = last
-
-        def advance(n: int) -> None:
-            nonlocal done, last
-            done += n
-            if time.monotonic() - last >= LOG_LINE_S:
-                last = time.monotonic()
-                click.echo(f"{label}: {done}/{total}", err=True)
-
-        yield advance
-        if done and time.monotonic() - start >= LOG_LINE_S:  # a long stage says it finished
-            click.echo(f"{label}: {done}/{total}", err=True)
+        log = ProgressLog(total, label, lambda text: click.echo(text, err=True))
+        with Heartbeat(log, log_line_seconds()):
+            yield log.advance
+        log.finish()
         return
     from rich.console import Console
     from rich.progress import (

@@ -25,7 +25,6 @@ from pipeline.ledger import FALLBACK_PREFIX
 from pipeline.readers import reader_for
 from pipeline.readers.common import ItemFailure
 from pipeline.readers.fallback import Slot, item_slots
-from pipeline.readers.voices import VoiceGroup
 from pipeline.score import Score
 from pipeline.stages import ingest
 from pipeline.stages.meter import MeterConfig
@@ -250,9 +249,9 @@ VERDICTS: tuple[Verdict, ...] = get_args(Verdict)  # in the order reports list t
 def _items(
     outcome: Outcome[list[Score | ItemFailure]] | Outcome[ingest.Parsed],
 ) -> list[Score | ItemFailure] | GnmError:
-    """The readings of a file; its voice groups are ingest's business, not the readers'."""
+    """The readings of a file; its voice groups and parser messages are ingest's business."""
     if outcome.ok:
-        return [i for i in outcome.value or [] if not isinstance(i, VoiceGroup)]
+        return [i for i in outcome.value or [] if isinstance(i, Score | ItemFailure)]
     return ScoreParseError(outcome.detail or str(outcome.reason), outcome.reason or "error")
 
 

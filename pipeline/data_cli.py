@@ -272,6 +272,7 @@ def ingest(
         "parsed": result.parsed,
         "from_cache": result.cached,
         "unread": result.unread,
+        "parser_warnings": result.warnings.as_dict(),
         "seconds": round(seconds, 2),
         "out": str(out_dir),
     }
@@ -294,6 +295,8 @@ def ingest(
         click.echo(f"  quarantined:{reason}: {count}")
     for what, count in summary["reader_fallbacks"].items():
         click.echo(f"  reader_fallback:{what}: {count}")
+    if warned := result.warnings.line():  # each item's count is in its ledger detail
+        click.echo(f"  {warned}")
 
 
 @data.command()
@@ -588,8 +591,8 @@ def grid_report(
         corpora_dir, names, data_root, params, cache_dir, scheduler, workers, "reading",
         None if names else chosen_profile(params, profile_name, params_path),
     )  # fmt: skip
-    with result:
-        tallies = measure(result.scores(), grids)
+    with result, progress(len(files), "measuring") as advance:
+        tallies = measure(result.scores(advance), grids)
     seconds = time.perf_counter() - started
     report = {
         group: {name: {"notes": t.notes, "off_grid_share": {str(r): round(v, 6) for r, v in t.shares().items()}}

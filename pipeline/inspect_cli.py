@@ -11,6 +11,7 @@ import click
 from pipeline.cli_common import BUILT_PROFILE_OPTION, PARAMS_OPTION
 from pipeline.cli_limits import cli_limits, limit_options, run_limited
 from pipeline.errors import GnmError
+from pipeline.inspect_losses import header_lines, losses, piece_report
 from pipeline.ledger import STAGE_ORDER
 from pipeline.params import load_params
 from pipeline.stages import shard as shard_stage
@@ -145,6 +146,11 @@ def find_row(shards: shard_stage.ShardSet, item_id: str) -> dict[str, Any] | Non
     return None
 
 
+# Meta fields the loss lines below say in words (JSON keeps them as numbers).
+_IN_LOSS_LINES = {"notes", "source_notes", "notes_moved", "moved_tuplet", "moved_finer_value",
+                  "grace_dropped", "durations_clipped"}  # fmt: skip
+
+
 def _suggest(shards: shard_stage.ShardSet, item_id: str) -> list[str]:
     import polars as pl
 
@@ -188,7 +194,11 @@ def inspect(
     timeout_s: float | None,
     memory_mb: int | None,
 ) -> None:
-    """Show one piece: metadata, ledger trail, and its tokens bar by bar.
+    """Show one piece: metadata, what it lost, ledger trail, and its tokens bar by bar.
+
+    The header says what the piece lost: notes read against notes its source writes (flagged
+    LOST under verify's min_source_ratio of --params), notes the grid moved, and every drop and
+    change a reader or stage counted.
 
     With -o, decoding and writing run in an isolated child under ingest's time and memory limits
     (--timeout, --memory-mb).
@@ -215,9 +225,11 @@ def inspect(
     offsets = list(row["bar_offsets"])
     bars = [tokens[a:b] for a, b in zip(offsets, [*offsets[1:], len(tokens) - 1], strict=True)]
     meta_keys = ["id", "corpus", "genre", "composer", "composer_token", "title", "split", "group",
-                 "shard", "bars", "notes", "token_count", "notes_moved", "moved_tuplet",
-                 "moved_finer_value", "grace_dropped", "durations_clipped"]  # fmt: skip
+                 "shard", "reader", "bars", "notes", "source_notes", "token_count", "notes_moved",
+                 "moved_tuplet", "moved_finer_value", "grace_dropped", "durations_clipped"]  # fmt: skip
     meta = {k: row[k] for k in meta_keys}
+    params = load_params(params_path)
+    lost = losses(row, piece_report(stages_dir, item_id), params.verify.min_source_ratio)
     if output is not None:
         from pipeline.tokenizer import Tokenizer
         from pipeline.writers import write_score
@@ -227,7 +239,7 @@ def inspect(
         def decode_into(ids: list[int]) -> None:
             write_score(tokenizer.decode_full(ids, strict=True, score_id=item_id).score, output)
 
-        limits = cli_limits(load_params(params_path), timeout_s, memory_mb)
+        limits = cli_limits(params, timeout_s, memory_mb)
         run_limited(decode_into, list(row["tokens"]), limits, item_id, writes=[output])
     if as_json:
         shown = bars if max_bars == 0 else bars[:max_bars]
@@ -235,6 +247,7 @@ def inspect(
             json.dumps(
                 {
                     "meta": meta,
+                    "losses": lost,
                     "ledger": trail,
                     "prefix": tokens[: offsets[0] if offsets else 0],
                     "bars": shown,
@@ -244,7 +257,10 @@ def inspect(
         )
         return  # fmt: skip
     for key, value in meta.items():
-        click.echo(f"{key:>18}: {value}")
+        if key not in _IN_LOSS_LINES:
+            click.echo(f"{key:>18}: {value}")
+    for label, text in header_lines(lost):
+        click.echo(f"{label:>18}: {text}")
     for t in trail:
         click.echo(f"{'ledger ' + t['stage']:>18}: {t['status']} {t['detail']}".rstrip())
     click.echo(f"{'prefix':>18}: {' '.join(tokens[: offsets[0] if offsets else 0])}")

@@ -8,7 +8,6 @@ carrying the `X:` number. Ties become one note, chords become notes, grace notes
 
 from __future__ import annotations
 
-import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from pipeline.errors import ScoreParseError, ScoreValidationError
+from pipeline.readers import parser_messages
 from pipeline.readers.common import (
     DEFAULT_METER,
     ItemFailure,
@@ -66,11 +66,10 @@ def read_music21(
     return _convert_all(parsed, path, caught, expand_repeats, None)
 
 
-def _parse(call: Callable[[], Any], path: Path) -> tuple[Any, list[Any]]:
+def _parse(call: Callable[[], Any], path: Path) -> tuple[Any, list[str]]:
     """Run a music21 parse, turning its failures into ScoreParseError and recording its warnings."""
     # music21 warns (on stderr) about every oddity it repairs; record them as a count instead.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with parser_messages.capture() as caught:
         try:
             parsed = call()
         except Exception as exc:  # music21 raises many unrelated types on malformed input
@@ -81,7 +80,7 @@ def _parse(call: Callable[[], Any], path: Path) -> tuple[Any, list[Any]]:
 
 
 def _convert_all(
-    parsed: Any, path: Path, caught: list[Any], expand_repeats: bool, number: str | None
+    parsed: Any, path: Path, caught: list[str], expand_repeats: bool, number: str | None
 ) -> list[Score | ItemFailure]:
     """Canonical scores of every piece in a parse result (collection pieces fail one by one)."""
     from music21 import stream
@@ -102,8 +101,7 @@ def _convert_all(
         item = (number if len(pieces) == 1 else None) or (
             _collection_item(piece, index) if collection else None
         )
-        with warnings.catch_warnings(record=True) as converting:
-            warnings.simplefilter("always")
+        with parser_messages.capture() as converting:
             try:
                 score = convert_music21(piece, path, item, expand_repeats=expand_repeats)
             except (ScoreParseError, ScoreValidationError) as exc:
@@ -117,7 +115,11 @@ def _convert_all(
                 continue
         # Parse warnings belong to the parse; the pieces of one parse share them: the first counts them.
         n_warnings = len(converting) + (len(caught) if index == 0 else 0)
-        out.append(score.with_counts({"parser_warnings": n_warnings}) if n_warnings else score)
+        out.append(
+            score.with_counts({parser_messages.PARSER_WARNINGS: n_warnings})
+            if n_warnings
+            else score
+        )
     return out
 
 

@@ -46,9 +46,17 @@ from pipeline.ledger import (
     write_decisions,
     write_text_atomic,
 )
-from pipeline.readers import FALLBACK_PREFIX, READER_KINDS, ItemFailure, ReaderKind, read_items
+from pipeline.readers import (
+    FALLBACK_PREFIX,
+    READER_KINDS,
+    ItemFailure,
+    ReaderKind,
+    parser_messages,
+    read_items,
+)
 from pipeline.readers.beats import apply_beat_file
 from pipeline.readers.common import abc_text
+from pipeline.readers.parser_messages import PARSER_WARNINGS, FileMessages
 from pipeline.readers.source_counts import SourceCount, count_source
 from pipeline.readers.voices import Voice, VoiceGroup, find_voice_groups
 from pipeline.score import Score, ScoreMeta
@@ -62,6 +70,7 @@ from pipeline.source_files import (
     valid_text,
 )
 from pipeline.stages.merge_voices import MergedVoice, resolve_voices
+from pipeline.stages.parser_warnings import WarningTally, ledger_detail
 
 STAGE = "ingest"
 
@@ -107,8 +116,9 @@ class IngestConfig:
 
 
 # Bump when score_io's dict layout changes, or when `parse_job` changes what it stores (the
-# source counts, the voice groups): reader_version hashes the readers, not this module.
-CACHE_FORMAT = 5
+# source counts, the voice groups, the parser messages): reader_version hashes the readers, not
+# this module.
+CACHE_FORMAT = 6
 
 # Imported by each worker before it forks a child per file (music21 stays: the fallback).
 PRELOAD = (
@@ -124,6 +134,9 @@ PRELOAD = (
 )
 
 
+Parsed = list[Score | ItemFailure | VoiceGroup | FileMessages]
+
+
 @dataclass(frozen=True)
 class ParseJob:
     """What a child needs to parse one file."""
@@ -136,7 +149,14 @@ class ParseJob:
 
 # Reader code shared by both kinds: the dispatch, bar building, beat files, source counts,
 # voice groups.
-_SHARED_READER_FILES = ("__init__.py", "common.py", "beats.py", "source_counts.py", "voices.py")
+_SHARED_READER_FILES = (
+    "__init__.py",
+    "common.py",
+    "beats.py",
+    "source_counts.py",
+    "voices.py",
+    "parser_messages.py",
+)
 _REFERENCE_READER_FILES = ("music21_reader.py", "midi_reader.py")
 
 
@@ -171,19 +191,23 @@ def reader_version(kind: ReaderKind = "fast") -> str:
     return digest.hexdigest()[:16]
 
 
-def parse_job(job: ParseJob) -> list[Score | ItemFailure | VoiceGroup]:
+def parse_job(job: ParseJob) -> Parsed:
     """Read one file (runs in the isolated child): its pieces, or failures of single pieces,
-    then the voice groups of an ABC book (tunes that are the voices of one piece), if any.
+    then the voice groups of an ABC book (tunes that are the voices of one piece), if any, and
+    what the parser said while reading it (`FileMessages`), if anything.
 
     Each score also carries what its source holds as written (`source_measures`,
-    `source_notes`, counted without any parser) for verify's truncation check.
+    `source_notes`, counted without any parser) for verify's truncation check, and how many
+    messages its reading printed (`parser_warnings`): none of them reach the build's log.
     """
     try:  # the parent read it, but permissions may have changed since: never cache that
         os.close(os.open(job.path, os.O_RDONLY | os.O_NONBLOCK))
     except OSError as exc:
         reason, detail = os_problem(exc)
         raise ScoreParseError(detail, reason) from None
-    items = read_items(job.path, expand_repeats=job.expand_repeats, reader=job.reader)
+    with parser_messages.capture() as said:
+        items = read_items(job.path, expand_repeats=job.expand_repeats, reader=job.reader)
+    items, messages = parser_messages.attribute(items, said)
     try:
         written = count_source(Path(job.path))
     except ScoreParseError:
@@ -195,7 +219,7 @@ def parse_job(job: ParseJob) -> list[Score | ItemFailure | VoiceGroup]:
     if job.beat_file is not None:
         beat_path = Path(job.path).parent / job.beat_file
         items = [apply_beat_file(s, beat_path) if isinstance(s, Score) else s for s in items]
-    return [*items, *_voice_groups(Path(job.path), items)]
+    return [*items, *_voice_groups(Path(job.path), items), *([messages] if messages else [])]
 
 
 def _voice_groups(path: Path, items: list[Score | ItemFailure]) -> list[VoiceGroup]:
@@ -230,9 +254,6 @@ def _cache_path(cache_dir: Path, sha: str, job: ParseJob) -> Path:
     return cache_dir / "ingest" / sha[:2] / f"{sha}-{flavour}.json"
 
 
-Parsed = list[Score | ItemFailure | VoiceGroup]
-
-
 def _load_cached(path: Path) -> Outcome[Parsed] | None:
     """The cached outcome at `path`, or None when it is missing or unreadable in any way."""
     try:
@@ -245,18 +266,23 @@ def _load_cached(path: Path) -> Outcome[Parsed] | None:
     return Outcome(value=items)
 
 
-def _item_from_dict(data: dict[str, Any]) -> Score | ItemFailure | VoiceGroup:
+def _item_from_dict(data: dict[str, Any]) -> Score | ItemFailure | VoiceGroup | FileMessages:
     if "score" in data:
         return score_from_dict(data["score"])
+    if "messages" in data:
+        said = data["messages"]
+        return FileMessages(int(said["count"]), tuple(str(m) for m in said["first"]))
     if "voices" in data:
         group = data["voices"]
         return VoiceGroup(group["title"], tuple(Voice(**v) for v in group["voices"]))
     return ItemFailure(**data["failure"])
 
 
-def _item_to_dict(item: Score | ItemFailure | VoiceGroup) -> dict[str, Any]:
+def _item_to_dict(item: Score | ItemFailure | VoiceGroup | FileMessages) -> dict[str, Any]:
     if isinstance(item, Score):
         return {"score": score_to_dict(item)}
+    if isinstance(item, FileMessages):
+        return {"messages": {"count": item.count, "first": list(item.first)}}
     if isinstance(item, VoiceGroup):
         return {"voices": asdict(item)}
     return {"failure": asdict(item)}
@@ -314,6 +340,7 @@ class IngestResult:
         self._limits = limits
         self._parsed = parsed
         self._reparsed: set[int] = set()  # cache entries found unreadable in phase two
+        self.warnings = WarningTally()  # of the files `entries` has read so far
 
     @property
     def parsed(self) -> int:
@@ -333,12 +360,14 @@ class IngestResult:
     def entries(self, on_file: Callable[[int], None] | None = None) -> Iterator[Entry]:
         """Every item (accepted or quarantined) in id order; `on_file(1)` after each file read.
 
+        `warnings` counts the parser warnings of the files read so far (whole once it ends).
         Files are read in order of their ids. An item id starts with its file's id, so once the
         smallest pending item sorts before the next file's id, nothing still unread can precede
         it: the merge yields it and reads each file exactly once.
         """
         if not self._store.is_dir():
             raise GnmError(f"ingest result read after close: its spool {self._store} is gone")
+        self.warnings = WarningTally()
         order = sorted(range(len(self.files)), key=lambda i: self.files[i].id)
         pending: list[tuple[str, int, Entry]] = []
         tiebreak = itertools.count()
@@ -352,9 +381,11 @@ class IngestResult:
                     on_file(1)
             yield heapq.heappop(pending)[2]
 
-    def scores(self) -> Iterator[tuple[Score, dict[str, Any]]]:
-        """(score, pieces-row fields) of every accepted item, in id order."""
-        for entry in self.entries():
+    def scores(
+        self, on_file: Callable[[int], None] | None = None
+    ) -> Iterator[tuple[Score, dict[str, Any]]]:
+        """(score, pieces-row fields) of every accepted item, in id order; `on_file` as `entries`."""
+        for entry in self.entries(on_file):
             if entry.score is not None and entry.row is not None:
                 yield entry.score, entry.row
 
@@ -403,7 +434,11 @@ class IngestResult:
             return [Entry(_file_quarantined(source, reason, valid_text(outcome.detail)))]
         parsed = outcome.value or []
         groups = [p for p in parsed if isinstance(p, VoiceGroup)]
-        pieces = [p for p in parsed if not isinstance(p, VoiceGroup)]
+        pieces = [p for p in parsed if isinstance(p, Score | ItemFailure)]
+        said = next((p for p in parsed if isinstance(p, FileMessages)), None)
+        if said is not None:
+            self.warnings.add(source.id, said)
+        quoted = said.first if said is not None else ()  # on the file's first item that warned
         if not pieces:
             return [Entry(_file_quarantined(source, "no_scores", "the file holds no score"))]
         entries: list[Entry] = []
@@ -456,8 +491,13 @@ class IngestResult:
                 "source_notes": _source_notes(score),
                 "bars": len(score.bars),
             }
-            # The ledger names every item the reference reader had to read for the fast one.
-            detail = "; ".join(fallbacks)
+            # The ledger names every item the reference reader had to read for the fast one,
+            # and every item whose reading printed warnings.
+            notes = list(fallbacks)
+            if warned := int(score.report.get(PARSER_WARNINGS, 0)):
+                notes.append(ledger_detail(warned, quoted))
+                quoted = ()
+            detail = valid_text("; ".join(notes))  # messages quote the file's own bytes
             decision = Decision(
                 item_id, source.corpus, source.rel_path, item, STAGE, ACCEPTED, detail
             )
