@@ -11,21 +11,20 @@ A declaration's regular expressions are matched in linear time (see `linear_rege
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import re2
 import yaml
 
 from pipeline.config_yaml import load_config
 from pipeline.errors import CorpusError
-from pipeline.linear_regex import linear_regex
+from pipeline.linear_regex import check_pattern, linear_regex
 from pipeline.readers import SUPPORTED_EXTENSIONS, ReaderKind
 from pipeline.source_files import SourceFile, escape_name, scan
+from pipeline.work_keys import WorkRule, parse_work_rules, work_key
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "corpus.schema.json"
 
@@ -55,6 +54,7 @@ class CorpusDecl:
     # Tunes of an ABC book that are the voices of one piece become one multi-part piece; when
     # False they are quarantined `voice_of_multi_voice_piece` (see stages.merge_voices).
     group_voices: bool = False
+    work_rules: tuple[WorkRule, ...] = ()  # `work_pattern`: the declared work of each item
     declaration: str = ""
 
     def root(self, data_root: Path | None) -> Path:
@@ -79,6 +79,10 @@ class CorpusDecl:
             return self.composer_default
         raw = match.group("composer")
         return self.composer_map.get(raw, raw)
+
+    def work_for(self, rel_path: str, title: str) -> str | None:
+        """The item's declared work key (see `pipeline.work_keys`), or None."""
+        return work_key(self.work_rules, rel_path, title, self.composer_for(rel_path))
 
     def files(self, data_root: Path | None) -> list[SourceFile]:
         """Every matching file, sorted by id, capped at `max_items` (deterministic).
@@ -155,33 +159,14 @@ def parse_declaration(data: Any, source: str) -> CorpusDecl:
         max_items=data.get("max_items"),
         reader=data.get("reader"),
         group_voices=data.get("group_voices", False),
+        work_rules=parse_work_rules(data.get("work_pattern", []), f"{source}: field work_pattern"),
         declaration=source,
     )
 
 
-# Escapes whose meaning RE2 narrows to ASCII (Python's `re` matches Unicode): refused rather
-# than read differently, so that `\w+` never turns "Dvořák" into "k".
-_ASCII_IN_RE2 = frozenset("wWdDsSbB")
-
-
 def _check_composer_pattern(pattern: str, where: str) -> None:
     """CorpusError (prefixed `where`) unless RE2 reads `pattern` as `re` does, with a composer group."""
-    escapes = re.findall(r"\\(.)", pattern, re.DOTALL)  # each backslash with what it escapes
-    ascii_only = sorted({f"\\{c}" for c in escapes if c in _ASCII_IN_RE2})
-    if ascii_only:
-        raise CorpusError(
-            f"{where}: {', '.join(ascii_only)} would match ASCII only (patterns are RE2); "
-            "write the characters out, e.g. [^/]+ for a folder name or \\pL for a letter"
-        )
-    try:
-        compiled = linear_regex(pattern)
-    except re2.error as exc:
-        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
-        raise CorpusError(
-            f"{where}: {reason} (patterns are RE2: no backreferences, lookarounds or "
-            "possessive repeats)"
-        ) from None
-    if "composer" not in compiled.groupindex:
+    if "composer" not in check_pattern(pattern, where).groupindex:
         raise CorpusError(f"{where}: needs a (?P<composer>...) group")
 
 

@@ -252,12 +252,16 @@ def shard(
         if not path.is_file():
             raise GnmError(f"{path}: missing (run the stage that writes it first)")
     vocab = Vocab.load(tokenize_dir / "vocab.json")
-    table = pq.read_table(groups_path, columns=["id", "group"]).to_pydict()
+    table = pq.read_table(groups_path).to_pydict()
     groups = dict(zip(table["id"], table["group"], strict=True))
+    works = dict(zip(table["id"], table.get("work", []), strict=False))  # older dedupe: none
     rows = pq.ParquetFile(tokens_path).metadata.num_rows
     started = time.perf_counter()
-    with progress(3 * rows, "shard") as advance:  # one pass per split
-        index = shard_stage.run(tokens_path, groups, params.shard, vocab, out_dir, advance)
+    with progress(4 * rows, "shard") as advance:  # the leak check, then one pass per split
+        index = shard_stage.run(
+            tokens_path, groups, params.shard, vocab, out_dir, advance,
+            works=works, similarity=params.dedupe,
+        )  # fmt: skip
     seconds = time.perf_counter() - started
     splits = index["splits"]
     _echo(

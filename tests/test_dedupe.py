@@ -2,13 +2,22 @@ from __future__ import annotations
 
 import random
 from fractions import Fraction as F
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.readers import read_scores
 from pipeline.score import Meter, Note, Score, ScoreMeta, bars_from_meters
-from pipeline.stages.dedupe import DedupeConfig, containment, identity_hash, run, shingles
+from pipeline.stages.dedupe import (
+    DedupeConfig,
+    containment,
+    identity_hash,
+    run,
+    shingles,
+    whole_view,
+)
 
 CFG = DedupeConfig()
 
@@ -92,3 +101,53 @@ def test_items_of_one_collection_file_are_not_exact_duplicates() -> None:
     rows = [{**row(a, sha="one-file"), "item": "1"}, {**row(b, sha="one-file"), "item": "2"}]
     decisions, _, matches = run(rows, [a, b], CFG)
     assert decisions == [] and matches == []
+
+
+def test_an_excerpt_of_a_long_piece_is_found_however_unlike_their_sizes() -> None:
+    # 40 onsets of a 400-onset piece: containment 1 but Jaccard 0.036, so that MinHash/LSH (32
+    # bands of 4 rows, as dedupe used) proposed this pair with probability 5e-5 (the code before
+    # the exact join did not); the join cannot miss it.
+    long = tune(11, length=400)
+    excerpt = [(o - long[200][0], p, d) for o, p, d in long[200:240]]
+    pieces = [score("a/long", long), score("b/excerpt", excerpt), score("c/other", tune(12))]
+    decisions, _, matches = run([row(s) for s in pieces], pieces, CFG)
+    assert [(m.a, m.b, m.via) for m in matches] == [("a/long", "b/excerpt", "near")]
+    assert [(d.id, d.status) for d in decisions] == [("b/excerpt", "duplicate_of:a/long")]
+
+
+def test_a_prelude_on_two_staves_matches_its_three_spine_edition(data_root: Path) -> None:
+    # Sapp's kern keeps the prelude's two right-hand voices in two spines: three parts. The same
+    # notes on two staves share only a third of the per-part shingles, all of the whole view's.
+    three = read_scores(data_root / "sapp-chopin-preludes" / "prelude28-22.krn")[0]
+    assert len({n.part for n in three.notes}) == 3
+    two = three.replace(
+        meta=ScoreMeta("other/prelude28-22.mxl"),
+        notes=tuple(n._replace(part=min(n.part, 1)) for n in three.notes),
+        parts=three.parts[:2],
+    ).validate()
+    assert containment(shingles(three, 5), shingles(two, 5)) < 0.4
+    assert containment(whole_view(three, 5), whole_view(two, 5)) == 1.0
+    pieces = [three.replace(meta=ScoreMeta("sapp/prelude28-22.krn")), two]
+    decisions, groups, _ = run([row(pieces[0], 80), row(pieces[1], 50)], pieces, CFG)
+    assert [(d.id, d.status) for d in decisions] == [
+        ("other/prelude28-22.mxl", "duplicate_of:sapp/prelude28-22.krn")
+    ]
+    assert {g["containment"] for g in groups} == {1.0}
+
+
+def test_a_declared_work_groups_files_whose_music_differs() -> None:
+    early, late, other = tune(21), tune(22), tune(23)  # unrelated notes: no musical match
+    pieces = [score("ed1/op50-3", early), score("ed2/op50-3", late), score("ed2/op50-2", other)]
+    rows = [
+        {**row(pieces[0], 60), "work": "Chopin/op50/3"},
+        {**row(pieces[1], 70), "work": "Chopin/op50/3"},
+        {**row(pieces[2], 70), "work": "Chopin/op50/2"},
+    ]
+    decisions, groups, matches = run(rows, pieces, CFG)
+    assert [(m.a, m.b, m.via) for m in matches] == [("ed1/op50-3", "ed2/op50-3", "work")]
+    assert matches[0].containment < 0.2  # how unlike the two editions are: shown in the ledger
+    assert [(d.id, d.status) for d in decisions] == [("ed1/op50-3", "duplicate_of:ed2/op50-3")]
+    assert decisions[0].detail.startswith("work 0.")
+    by_id = {g["id"]: g for g in groups}
+    assert by_id["ed1/op50-3"]["work"] == "Chopin/op50/3"
+    assert by_id["ed2/op50-2"]["group"] == "ed2/op50-2"

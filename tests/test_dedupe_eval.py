@@ -3,7 +3,8 @@
 The labelled pairs (see `labelled_pairs`) are the twins the issue names: music21's Bach and
 Beethoven op. 18 no. 1 kern/MusicXML twins, the Schumann song twin (Dichterliebe no. 2 twice),
 O'Neill's tunes that appear in two overlapping files, ASAP's `*_no_repeat` files and their full
-versions, and the ASAP and Sapp-kern editions of the same Beethoven and Mozart sonata movements.
+versions, and the ASAP and Sapp-kern editions of the same Beethoven and Mozart sonata movements
+(and Sapp's Prestissimo of sonata 21, a file of its own and the end of the rondo's file).
 Every other pair of the evaluated items counts as a non-duplicate. Slow: it ingests about 300
 real files (cached in .cache/gnm after the first run).
 """
@@ -106,6 +107,9 @@ def labelled_pairs(ids: set[str]) -> set[frozenset[str]]:
         m = re.match(r"(asap/.+?)_no(_2)?_repeat\.mxl$", i)
         if m:
             add(i, f"{m.group(1)}.mxl")
+    # Sapp's sonata21-3.krn holds the whole rondo, its closing Prestissimo included (the
+    # `!!!OMD: Prestissimo` inside it), which sonata21-4.krn holds again alone.
+    add("sapp-beethoven-sonatas/sonata21-3.krn", "sapp-beethoven-sonatas/sonata21-4.krn")
     for composer, sapp in (
         ("Beethoven", "sapp-beethoven-sonatas"),
         ("Mozart", "sapp-mozart-sonatas"),

@@ -1,21 +1,24 @@
 """The dedupe stage: signature -> find groups -> filter.
 
-Three kinds of duplicate, found together and merged into groups by union-find:
+Four kinds of match, merged into groups by union-find:
 
 * **exact**: the same bytes (sha256);
 * **identity**: the same notes after transposition and tempo normalisation: onsets relative to
   the first, all times divided by the gcd of the inter-onset intervals and durations (so a piece
   notated at half speed matches), pitches relative to the lowest, unisons merged;
-* **near**: most of one piece's n-grams appear in the other. Shingles are n-grams of (pitch
-  interval, inter-onset ratio) along each part's line (its top note per onset), pooled over the
-  parts; MinHash signatures with LSH banding propose candidate pairs, and each
-  candidate's exact *containment* |A ∩ B| / min(|A|, |B|) must reach `threshold`. Containment,
-  not Jaccard, so that a movement without repeats matches the same movement with them, and an
-  edition with extra ornaments still matches.
+* **work**: the same declared work key (a declaration's `work_pattern`, e.g. opus and number
+  from the file name): an early edition or a part file of a work joins its group however much
+  its notes differ;
+* **near**: most of one piece's shingles appear in the other: the *containment*
+  |A ∩ B| / min(|A|, |B|) reaches `threshold` in either view of `pipeline.shingles` (each part's
+  line, or the whole score's top and bass lines, which do not depend on how the notes are split
+  into staves). Containment, not Jaccard, so that a movement without repeats matches the same
+  movement with them, and an edition with extra ornaments still matches. Every pair that
+  reaches the threshold is found (`pipeline.containment_join`: an exact join, not a sample).
 
 Each group keeps one canonical member: the highest corpus priority, then the most notes, then the
 smallest id; the others become `duplicate_of:<canonical id>`. The result does not depend on the
-order of the inputs.
+order of the inputs. Since the shard stage splits by group, a work never straddles splits.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pipeline.containment_join import containment, containment_pairs
 from pipeline.ledger import Decision, duplicate_of, write_table_atomic
 from pipeline.score import Score
+from pipeline.shingles import part_shingles, whole_shingles
 
 STAGE = "dedupe"
-_PRIME = (1 << 31) - 1
 MATCHES_SCHEMA = pa.schema(
     [("a", pa.string()), ("b", pa.string()), ("via", pa.string()), ("containment", pa.float64())]
 )
@@ -45,6 +49,7 @@ GROUPS_SCHEMA = pa.schema(
         ("group", pa.string()),
         ("via", pa.string()),
         ("containment", pa.float64()),
+        ("work", pa.string()),  # the item's declared work key (null: none declared)
     ]
 )
 
@@ -54,15 +59,10 @@ class DedupeConfig:
     """Parameters of dedupe (params.yaml section `dedupe`)."""
 
     ngram: int = 5
-    num_perm: int = 128
-    bands: int = 32
     threshold: float = 0.6
     min_shingles: int = 12
-    seed: int = 20250101
 
     def __post_init__(self) -> None:
-        if self.num_perm % self.bands:
-            raise ValueError("num_perm must be a multiple of bands")
         if not 0 < self.threshold <= 1:
             raise ValueError("threshold must be in (0, 1]")
         if self.ngram < 2:
@@ -78,7 +78,9 @@ class Signature:
     priority: int
     notes: int
     identity: str
-    shingles: np.ndarray  # sorted, distinct uint32: 4 bytes a shingle, not a Python int's 60
+    work: str | None  # declared work key
+    shingles: np.ndarray  # parts view: sorted, distinct uint32 (4 bytes a shingle)
+    whole: np.ndarray  # whole view (top and bass lines of the whole score), likewise
 
 
 def identity_hash(score: Score) -> str:
@@ -103,35 +105,30 @@ def _fraction_gcd(a: Fraction, b: Fraction) -> Fraction:
     )
 
 
-def _line_shingles(line: Sequence[tuple[Fraction, int]], n: int, tag: int) -> Iterable[int]:
-    """n-grams of (interval, quantised log2 inter-onset ratio) along one line."""
-    steps: list[tuple[int, int]] = []
-    for (o0, p0), (o1, p1), (o2, _) in zip(line, line[1:], line[2:], strict=False):
-        ratio = round(2 * math.log2(float((o2 - o1) / (o1 - o0))))
-        steps.append((p1 - p0, ratio))
-    for i in range(len(steps) - n + 1):
-        yield hash((tag, *steps[i : i + n])) & 0x7FFFFFFF
+def _note_arrays(score: Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Onsets (quarters, float64), pitches and parts of a score's notes."""
+    count = len(score.notes)
+    onsets = np.fromiter((float(x.onset) for x in score.notes), np.float64, count)
+    pitches = np.fromiter((x.pitch for x in score.notes), np.int64, count)
+    parts = np.fromiter((x.part for x in score.notes), np.int64, count)
+    return onsets, pitches, parts
 
 
 def shingles(score: Score, n: int) -> np.ndarray:
-    """Shingles of every part's line (its top note per onset), pooled: sorted distinct uint32.
+    """The parts view of a score (see `pipeline.shingles`): sorted distinct uint32."""
+    onsets, pitches, parts = _note_arrays(score)
+    return part_shingles(onsets, pitches, parts, n)
 
-    Per part, not over the whole texture: two editions of a quartet or a sonata differ in many
-    small places (a tie, an inner voice, a grace note), and a line drawn through all parts changes
-    at every such place, while each part's own line changes only where that part does.
-    """
-    lines: dict[int, dict[Fraction, int]] = {}
-    for note in score.notes:
-        line = lines.setdefault(note.part, {})
-        line[note.onset] = max(line.get(note.onset, 0), note.pitch)
-    out: set[int] = set()
-    for line in lines.values():
-        out.update(_line_shingles(sorted(line.items()), n, 0))
-    return np.array(sorted(out), dtype=np.uint32)
+
+def whole_view(score: Score, n: int) -> np.ndarray:
+    """The whole view of a score, parts ignored (see `pipeline.shingles`)."""
+    onsets, pitches, _ = _note_arrays(score)
+    return whole_shingles(onsets, pitches, n)
 
 
 def signature(score: Score, row: Mapping[str, Any], cfg: DedupeConfig) -> Signature:
     """The signature of one ingested item."""
+    onsets, pitches, parts = _note_arrays(score)
     return Signature(
         id=score.meta.id,
         # Items of one collection file share its bytes: the exact key is the file and the item.
@@ -139,7 +136,9 @@ def signature(score: Score, row: Mapping[str, Any], cfg: DedupeConfig) -> Signat
         priority=int(row["priority"]),
         notes=len(score.notes),
         identity=identity_hash(score),
-        shingles=shingles(score, cfg.ngram),
+        work=row.get("work") or None,
+        shingles=part_shingles(onsets, pitches, parts, cfg.ngram),
+        whole=whole_shingles(onsets, pitches, cfg.ngram),
     )
 
 
@@ -161,34 +160,9 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)  # deterministic: the smaller id is the root
 
 
-def minhashes(sigs: Sequence[Signature], cfg: DedupeConfig) -> np.ndarray:
-    """(items, num_perm) MinHash matrix of the shingle sets (empty sets give all-max rows).
-
-    Hashes are below the prime 2**31 - 1, so the matrix is uint32 (computed in uint64): half
-    the memory of the one array dedupe holds for every item at once.
-    """
-    rng = np.random.default_rng(cfg.seed)
-    a = rng.integers(1, _PRIME, size=cfg.num_perm, dtype=np.uint64)
-    b = rng.integers(0, _PRIME, size=cfg.num_perm, dtype=np.uint64)
-    out = np.full((len(sigs), cfg.num_perm), _PRIME, dtype=np.uint32)
-    for i, sig in enumerate(sigs):
-        if sig.shingles.size:
-            x = sig.shingles.astype(np.uint64)
-            out[i] = ((a[:, None] * x[None, :] + b[:, None]) % _PRIME).min(axis=1)
-    return out
-
-
-def containment(a: np.ndarray, b: np.ndarray) -> float:
-    """|A ∩ B| / min(|A|, |B|) of two shingle arrays (0 when either is empty)."""
-    if not a.size or not b.size:
-        return 0.0
-    common = np.intersect1d(a, b, assume_unique=True).size
-    return float(common / min(a.size, b.size))
-
-
 @dataclass(frozen=True)
 class Match:
-    """Why two items are in one group."""
+    """Why two items are in one group (`containment`: the larger of the two views')."""
 
     a: str
     b: str
@@ -196,38 +170,39 @@ class Match:
     containment: float
 
 
+def similarity(x: Signature, y: Signature) -> float:
+    """The containment of two items: the larger of their parts view's and whole view's."""
+    return max(containment(x.shingles, y.shingles), containment(x.whole, y.whole))
+
+
 def find_matches(sigs: Sequence[Signature], cfg: DedupeConfig) -> list[Match]:
-    """Every duplicate pair found: exact, identity, and near (LSH candidates over the threshold)."""
+    """Every duplicate pair found: exact, identity, work, and near (every pair over the threshold)."""
     matches: list[Match] = []
-    for via, key in (("exact", lambda s: s.sha256), ("identity", lambda s: s.identity)):
-        buckets: dict[str, list[str]] = {}
+    keys: tuple[tuple[str, Callable[[Signature], str | None]], ...] = (
+        ("exact", lambda s: s.sha256),
+        ("identity", lambda s: s.identity),
+        ("work", lambda s: s.work),
+    )
+    for via, key in keys:
+        buckets: dict[str, list[Signature]] = {}
         for s in sigs:
-            if key(s):
-                buckets.setdefault(key(s), []).append(s.id)
-        for ids in buckets.values():
-            first, *rest = sorted(ids)
-            matches.extend(Match(first, other, via, 1.0) for other in rest)
-    usable = [s for s in sigs if len(s.shingles) >= cfg.min_shingles]
-    if len(usable) < 2:
-        return matches
-    table = minhashes(usable, cfg)
-    rows = cfg.num_perm // cfg.bands
-    candidates: set[tuple[int, int]] = set()
-    for band in range(cfg.bands):
-        buckets_i: dict[bytes, list[int]] = {}
-        chunk = np.ascontiguousarray(table[:, band * rows : (band + 1) * rows])
-        for i in range(len(usable)):
-            buckets_i.setdefault(chunk[i].tobytes(), []).append(i)
-        for members in buckets_i.values():
-            if 1 < len(members) <= 200:  # a huge bucket is a degenerate signature, not duplicates
-                for x in range(len(members)):
-                    for y in range(x + 1, len(members)):
-                        candidates.add((members[x], members[y]))
-    for i, j in sorted(candidates):
-        c = containment(usable[i].shingles, usable[j].shingles)
-        if c >= cfg.threshold:
-            a, b = sorted((usable[i].id, usable[j].id))
-            matches.append(Match(a, b, "near", round(c, 4)))
+            value = key(s)
+            if value:
+                buckets.setdefault(value, []).append(s)
+        for members in buckets.values():
+            first, *rest = sorted(members, key=lambda s: s.id)
+            for other in rest:
+                # A work match records how alike the music is: the ledger then shows an early
+                # edition that only its declared work key joined (a low containment).
+                score = round(similarity(first, other), 4) if via == "work" else 1.0
+                matches.append(Match(first.id, other.id, via, score))
+    near: dict[tuple[str, str], float] = {}
+    for view in (lambda s: s.shingles, lambda s: s.whole):
+        usable = [s for s in sigs if len(view(s)) >= cfg.min_shingles]
+        for i, j, c in containment_pairs([view(s) for s in usable], cfg.threshold):
+            pair = (min(usable[i].id, usable[j].id), max(usable[i].id, usable[j].id))
+            near[pair] = max(near.get(pair, 0.0), c)
+    matches.extend(Match(a, b, "near", round(c, 4)) for (a, b), c in sorted(near.items()))
     return matches
 
 
@@ -263,7 +238,7 @@ def run_items(
     on_done: Callable[[int], None] | None = None,
 ) -> tuple[list[Decision], list[dict[str, Any]], list[Match]]:
     """`run` over streamed (row, score) pairs: only the signatures are kept, not the scores."""
-    sigs = []
+    sigs: list[Signature] = []
     by_id: dict[str, Mapping[str, Any]] = {}
     for row, score in items:
         sigs.append(signature(score, row, cfg))
@@ -277,12 +252,21 @@ def run_items(
         for x in (m.a, m.b):
             if x not in via or m.containment > via[x][1]:
                 via[x] = (m.via, m.containment)
+    work = {s.id: s.work for s in sigs}
     decisions = []
     groups = []
     for item_id in sorted(canonical):
         keep = canonical[item_id]
         how, score_c = via.get(item_id, ("", 0.0))
-        groups.append({"id": item_id, "group": keep, "via": how, "containment": score_c})
+        groups.append(
+            {
+                "id": item_id,
+                "group": keep,
+                "via": how,
+                "containment": score_c,
+                "work": work[item_id],
+            }
+        )
         if keep != item_id:
             decisions.append(
                 Decision.of(

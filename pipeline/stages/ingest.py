@@ -83,6 +83,7 @@ PIECES_SCHEMA = pa.schema(
         ("sha256", pa.string()),
         ("genre", pa.string()),
         ("composer", pa.string()),
+        ("work", pa.string()),  # the declared work key (work_pattern); null: none declared
         ("priority", pa.int32()),
         ("title", pa.string()),
         ("source_composer", pa.string()),
@@ -483,6 +484,7 @@ class IngestResult:
                 "sha256": self._shas[i],
                 "genre": decl.genre,
                 "composer": decl.composer_for(source.rel_path),
+                "work": decl.work_for(source.rel_path, title),
                 "priority": decl.priority,
                 "title": score.meta.title,
                 "source_composer": score.meta.composer,

@@ -4,6 +4,9 @@ Split: each piece's split comes from a hash of its dedupe group id (salted, the 
 sha256 read as a fraction of 2**64, compared with the cumulative split fractions), so every member
 of a group would land in the same split and a piece keeps its split when other corpora are added.
 Only one member of a group reaches the shards anyway (the others are ledgered as duplicates).
+A group holds a whole work (dedupe groups declared work keys and near-duplicates), and before
+writing anything the stage checks that no two rows in different splits share a work key or are
+near-duplicates by their tokens (`leaks`): it refuses to write rather than leak, naming them.
 
 Shards: rows sorted by (split, id), cut into files `<split>-<nnnnn>.parquet` of at least
 `target_tokens` tokens (the last of a split may be smaller), zstd, `SHARD_SCHEMA`. Each file is
@@ -29,6 +32,8 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import GnmError
 from pipeline.ledger import sha256_file, write_text_atomic
+from pipeline.stages.dedupe import DedupeConfig
+from pipeline.stages.leaks import refuse_leaks, token_rows
 from pipeline.stages.tokenize import TOKENS_SCHEMA
 from pipeline.tokenizer.vocab import Vocab
 
@@ -128,8 +133,17 @@ def run(
     vocab: Vocab,
     out_dir: Path,
     on_rows: Callable[[int], None] | None = None,
+    *,
+    works: Mapping[str, str | None] | None = None,
+    similarity: DedupeConfig | None = None,
 ) -> dict[str, Any]:
-    """Write the shards, vocab.json and index.json into `out_dir`; return the index."""
+    """Write the shards, vocab.json and index.json into `out_dir`; return the index.
+
+    `works` maps ids to their declared work keys and `similarity` is dedupe's configuration
+    (its defaults when None): GnmError, before any file is written, when two rows in different
+    splits would leak a work (see `leaks`). `on_rows` counts four passes over the rows.
+    """
+    check_leaks(tokens_path, groups, cfg, vocab, works or {}, similarity or DedupeConfig(), on_rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob(".*.tmp"):
         stale.unlink()  # left by a killed run
@@ -177,6 +191,28 @@ def run(
         if path.name not in listed:
             path.unlink()  # a shard of an earlier, larger build
     return index
+
+
+def check_leaks(
+    tokens_path: Path,
+    groups: Mapping[str, str],
+    cfg: ShardConfig,
+    vocab: Vocab,
+    works: Mapping[str, str | None],
+    similarity: DedupeConfig,
+    on_rows: Callable[[int], None] | None = None,
+) -> None:
+    """GnmError naming the rows when two rows bound for different splits are one work or alike."""
+    ids = pq.read_table(tokens_path, columns=["id"]).column("id").to_pylist()
+    split_of_id = {i: split_of(groups.get(i, i), cfg) for i in ids}
+    rows = []
+    for row in token_rows(tokens_path, split_of_id, works, vocab, similarity.ngram):
+        rows.append(row)
+        if on_rows and len(rows) % ROW_GROUP_ROWS == 0:
+            on_rows(ROW_GROUP_ROWS)
+    if on_rows and len(rows) % ROW_GROUP_ROWS:
+        on_rows(len(rows) % ROW_GROUP_ROWS)
+    refuse_leaks(rows, similarity, str(tokens_path))
 
 
 @cache

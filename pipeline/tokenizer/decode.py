@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import numpy as np
+
 from pipeline.errors import TokenizeError
 from pipeline.score import Bar, Note, Score, ScoreMeta, TempoChange
 from pipeline.tokenizer.grammar import Grammar, GrammarError, Kind, Phase
@@ -97,3 +99,31 @@ def decode_ids(
         report=report,
     )
     return Decoding(score, composer, errors)
+
+
+class NoteOnsets:
+    """Onset tick and pitch of every note of grammar-valid sequences, vectorised (no Score).
+
+    What a similarity check over many token rows needs (the shard stage's leak check), at numpy
+    speed: a bar starts where the previous bars' positions end (at its TS token), a note at its
+    bar's start plus the last Pos value. Sequences are trusted to be grammar-valid (the shards'
+    rows are encoder output); use `decode_ids` to check one.
+    """
+
+    def __init__(self, grammar: Grammar) -> None:
+        self.kinds = np.asarray([int(k) for k in grammar.kinds], dtype=np.int8)
+        self.values = np.asarray(grammar.values, dtype=np.int64)
+        self.ts_positions = np.asarray(grammar.ts_positions, dtype=np.int64)
+
+    def __call__(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(onset ticks, pitches) of the notes of `ids`, in sequence order."""
+        ids = np.asarray(ids, dtype=np.int64)
+        kinds, values = self.kinds[ids], self.values[ids]
+        index = np.arange(ids.size)
+        is_ts = kinds == Kind.TS
+        length = np.where(is_ts, self.ts_positions[np.where(is_ts, values, 0)], 0)
+        bar_start = np.cumsum(length) - length  # at each TS token: the ticks of earlier bars
+        last_ts = np.maximum.accumulate(np.where(is_ts, index, 0))
+        last_pos = np.maximum.accumulate(np.where(kinds == Kind.POS, index, 0))
+        notes = np.flatnonzero(kinds == Kind.PITCH)
+        return bar_start[last_ts[notes]] + values[last_pos[notes]], values[notes]
