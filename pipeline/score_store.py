@@ -56,8 +56,7 @@ class ScoreWriter:
                 f"scores must be written in id order: {score.meta.id} after {self._last_id}"
             )
         self._last_id = score.meta.id
-        body = score_to_dict(score)
-        body["notes"] = []  # notes live in notes.parquet
+        body = score_to_dict(score, notes=False)  # notes live in notes.parquet
         self._rows.append(
             {**row, "id": score.meta.id, "score_json": json.dumps(body, sort_keys=True)}
         )
@@ -128,7 +127,7 @@ def iter_scores(
         for row in batch.to_pylist():
             body = json.loads(row.pop("score_json"))
             body["notes"] = []
-            score = score_from_dict(body)
+            score = score_from_dict(body, validate=False)  # validated below, notes and all
             sid = score.meta.id
             own: list[Note] = []
             while pending is not None and pending[0] == sid:
