@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.executor import Limits, run_isolated_batch  # noqa: E402
-from pipeline.stages.ingest import PRELOAD  # noqa: E402
+from pipeline.stages.ingest_read import PRELOAD  # noqa: E402
 from tests.fuzz_cases import Case, cases, probe, seed_files  # noqa: E402
 
 BATCH = 25  # cases per forked child, as ingest batches files

@@ -21,7 +21,7 @@ import click
 from pipeline.errors import GnmError
 from pipeline.executor import Limits, run_items
 from pipeline.params import Params
-from pipeline.stages.ingest import PRELOAD
+from pipeline.stages.ingest_read import PRELOAD
 from pipeline.writers import partial_path
 
 T = TypeVar("T")

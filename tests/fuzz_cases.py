@@ -380,7 +380,7 @@ def probe(path: Path) -> tuple[str, float, int]:
     """
     from pipeline.errors import CorpusError, GnmError
     from pipeline.readers.common import ItemFailure
-    from pipeline.stages.ingest import ParseJob, parse_job
+    from pipeline.stages.ingest_read import ParseJob, parse_job
 
     started = time.monotonic()
     try:

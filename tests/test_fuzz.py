@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.executor import Limits, run_isolated
 from pipeline.readers.common import ItemFailure
-from pipeline.stages.ingest import ParseJob, parse_job
+from pipeline.stages.ingest_read import ParseJob, parse_job
 from tests.conftest import m21_path
 from tests.hostile import HOSTILE, mutate
 

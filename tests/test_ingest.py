@@ -13,7 +13,7 @@ from pipeline.ledger import merge, summary
 from pipeline.readers import ItemFailure, read_items
 from pipeline.score import Score
 from pipeline.score_store import iter_scores
-from pipeline.stages import ingest
+from pipeline.stages import ingest, ingest_cache, ingest_read
 from pipeline.stages.ingest import IngestConfig
 from tests.conftest import REPO, TEST_DATA, m21_path
 
@@ -53,14 +53,14 @@ def make_corpus(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def hanging_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     """Simulate a parser that never returns on one file (the child inherits the patch by fork)."""
-    real = ingest.read_items
+    real = ingest_read.read_items
 
     def read(path: str, **kw: object) -> object:
         if path.endswith("hangs.musicxml"):
             time.sleep(120)
         return real(path, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ingest, "read_items", read)
+    monkeypatch.setattr(ingest_read, "read_items", read)
 
 
 def test_every_input_ends_accepted_or_quarantined_with_a_specific_reason(
@@ -164,13 +164,13 @@ def test_outcomes_are_read_back_one_file_at_a_time(
     cache = tmp_path / "cache"
     ingest.run(files, {"mixed": decl}, IngestConfig(), cache, scheduler="inline").decisions()
     loads: list[Path] = []
-    real = ingest._load_cached
+    real = ingest.load_cached
 
     def counting(path: Path) -> object:
         loads.append(path)
         return real(path)
 
-    monkeypatch.setattr(ingest, "_load_cached", counting)
+    monkeypatch.setattr(ingest, "load_cached", counting)
     result = ingest.run(files, {"mixed": decl}, IngestConfig(), cache, scheduler="inline")
     assert (result.parsed, loads) == (0, [])  # phase one only looks the outcomes up
     entries = result.entries()
@@ -282,15 +282,24 @@ def test_the_reader_is_chosen_by_params_then_declaration_then_a_forced_one(tmp_p
 
 
 def test_a_fast_reader_change_keeps_the_reference_cache_key() -> None:
-    ingest.reader_version.cache_clear()
+    ingest_cache.reader_version.cache_clear()
     try:
-        fast, reference = ingest.reader_version("fast"), ingest.reader_version("reference")
+        fast, reference = (
+            ingest_cache.reader_version("fast"),
+            ingest_cache.reader_version("reference"),
+        )
         assert fast != reference
     finally:
-        ingest.reader_version.cache_clear()
+        ingest_cache.reader_version.cache_clear()
     # the reference key hashes only what the reference path runs
-    assert "fallback.py" not in ingest._SHARED_READER_FILES + ingest._REFERENCE_READER_FILES
-    assert "musicxml.py" not in ingest._SHARED_READER_FILES + ingest._REFERENCE_READER_FILES
+    assert (
+        "fallback.py"
+        not in ingest_cache._SHARED_READER_FILES + ingest_cache._REFERENCE_READER_FILES
+    )
+    assert (
+        "musicxml.py"
+        not in ingest_cache._SHARED_READER_FILES + ingest_cache._REFERENCE_READER_FILES
+    )
 
 
 def _m21_classical(*include: str, group_voices: bool = True) -> CorpusDecl:

@@ -22,7 +22,7 @@ from pipeline.readers.parser_messages import (
     capture,
 )
 from pipeline.score import Score
-from pipeline.stages.ingest import ParseJob, parse_job
+from pipeline.stages.ingest_read import ParseJob, parse_job
 from pipeline.stages.parser_warnings import WarningTally, ledger_detail
 from tests.conftest import REPO, TEST_DATA, read_one
 

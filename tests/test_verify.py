@@ -126,7 +126,7 @@ def test_a_real_file_read_short_is_quarantined_in_every_format(
 ) -> None:
     from music21 import corpus
 
-    from pipeline.stages import ingest
+    from pipeline.stages import ingest_read as ingest
 
     path = str(corpus.getWork(work))
     whole = next(
@@ -159,7 +159,7 @@ def test_a_real_file_read_short_is_quarantined_in_every_format(
 def test_a_midi_file_read_short_is_quarantined_notes_lost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.stages import ingest
+    from pipeline.stages import ingest_read as ingest
     from pipeline.synthetic import midi_bytes, piece
 
     path = tmp_path / "p.mid"
@@ -182,7 +182,7 @@ def test_a_midi_file_read_short_is_quarantined_notes_lost(
 
 def test_a_midi_file_cut_short_is_bad_midi(tmp_path: Path) -> None:
     from pipeline.errors import ScoreParseError
-    from pipeline.stages import ingest
+    from pipeline.stages import ingest_read as ingest
     from pipeline.synthetic import midi_bytes, piece
 
     data = midi_bytes(piece(0, 0))

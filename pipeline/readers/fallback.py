@@ -5,7 +5,7 @@ or returns `ItemFailure(item, "unsupported:<what>")` for one piece of a collecti
 that is neither `Unsupported` nor a `GnmError` is a bug in the fast reader, not a broken file.
 In each case the reference reader reads what the fast one could not, and every score it gives
 counts `reader_fallback:<what>` (`reader_fallback:error:<ExceptionType>` for a bug): nothing is
-silent. This module is outside the reference readers' cache key (see `ingest.reader_version`),
+silent. This module is outside the reference readers' cache key (see `ingest_cache.reader_version`),
 so changing it never throws away cached reference readings.
 """
 

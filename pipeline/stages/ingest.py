@@ -1,14 +1,16 @@
 """The ingest stage: declared corpora -> canonical scores (Parquet) + a decision for every input.
 
-For each file of each declaration: hash its bytes, look the hash up in the per-file cache (keyed
-by content hash and reader version, so unchanged files are never parsed twice and adding a
-corpus parses only its files), otherwise parse it in an isolated child (see `executor`) and
-cache the result, a failure included. A collection file yields one item per piece, with id
-`<corpus>/<relative path>#X:<n>`; a file that cannot be parsed is one quarantined item. A file
-that cannot be opened (or that the listing found unreadable: see `source_files`) is quarantined
-without being parsed or cached, so that it is read once it can be. Tunes of an ABC book that are the voices of one piece are found as the file is read (and cached with
-it); the declaration's `group_voices` then decides whether they become one multi-part piece or
-are quarantined (`merge_voices`), so changing it never reparses a file.
+For each file of each declaration: hash its bytes, look the hash up in the per-file cache
+(`ingest_cache`: keyed by content hash and reader version, so unchanged files are never parsed
+twice and adding a corpus parses only its files), otherwise parse it in an isolated child (see
+`executor` and `ingest_read`), which caches the result; a failure is cached too. A collection
+file yields one item per piece, with id `<corpus>/<relative path>#X:<n>`; a file that cannot be
+parsed is one quarantined item. A file that cannot be opened (or that the listing found
+unreadable: see `source_files`) is quarantined without being parsed or cached, so that it is
+read once it can be. Tunes of an ABC book that are the voices of one piece are found as the
+file is read (and cached with it); the declaration's `group_voices` then decides whether they
+become one multi-part piece or are quarantined (`merge_voices`), so changing it never
+reparses a file.
 
 Scores are never held for the whole corpus: each parsed file goes to the cache (or a temporary
 spool) as it finishes, and the output is written by reading the outcomes back in id order, one
@@ -24,19 +26,16 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
-import json
-import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from pipeline.corpora import CorpusDecl, SourceFile
-from pipeline.errors import GnmError, ScoreParseError
+from pipeline.errors import GnmError
 from pipeline.executor import Limits, Outcome, iter_items
 from pipeline.ledger import (
     ACCEPTED,
@@ -44,31 +43,31 @@ from pipeline.ledger import (
     merged_into,
     quarantined,
     write_decisions,
-    write_text_atomic,
 )
 from pipeline.readers import (
     FALLBACK_PREFIX,
     READER_KINDS,
     ItemFailure,
     ReaderKind,
-    parser_messages,
-    read_items,
 )
-from pipeline.readers.beats import apply_beat_file
-from pipeline.readers.common import abc_text
 from pipeline.readers.parser_messages import PARSER_WARNINGS, FileMessages
-from pipeline.readers.source_counts import SourceCount, count_source
-from pipeline.readers.voices import Voice, VoiceGroup, find_voice_groups
+from pipeline.readers.voices import VoiceGroup
 from pipeline.score import Score, ScoreMeta
-from pipeline.score_io import score_from_dict, score_to_dict
 from pipeline.score_store import ScoreWriter
 from pipeline.source_files import (
-    FILE_SYSTEM_REASONS,
     NOT_A_REGULAR_FILE,
     os_problem,
     regular_file_sha256,
     valid_text,
 )
+from pipeline.stages.ingest_cache import (
+    StoreJob,
+    cache_path,
+    load_cached,
+    parse_and_store,
+    store_cached,
+)
+from pipeline.stages.ingest_read import PRELOAD, Parsed, ParseJob, parse_job
 from pipeline.stages.merge_voices import MergedVoice, resolve_voices
 from pipeline.stages.parser_warnings import WarningTally, ledger_detail
 
@@ -116,209 +115,10 @@ class IngestConfig:
             )
 
 
-# Bump when score_io's dict layout changes, or when `parse_job` changes what it stores (the
-# source counts, the voice groups, the parser messages): reader_version hashes the readers, not
-# this module.
-CACHE_FORMAT = 6
-
-# Imported by each worker before it forks a child per file (music21 stays: the fallback).
-PRELOAD = (
-    "music21",
-    "miditoolkit",
-    "symusic",
-    "pipeline.readers.music21_reader",
-    "pipeline.readers.midi_reader",
-    "pipeline.readers.musicxml",
-    "pipeline.readers.kern",
-    "pipeline.readers.abc",
-    "pipeline.readers.symusic_reader",
-)
-
-
-Parsed = list[Score | ItemFailure | VoiceGroup | FileMessages]
-
-
-@dataclass(frozen=True)
-class ParseJob:
-    """What a child needs to parse one file."""
-
-    path: str
-    expand_repeats: bool
-    beat_file: str | None
-    reader: ReaderKind = "fast"
-
-
-# Reader code shared by both kinds: the dispatch, bar building, beat files, source counts,
-# voice groups.
-_SHARED_READER_FILES = (
-    "__init__.py",
-    "common.py",
-    "beats.py",
-    "source_counts.py",
-    "voices.py",
-    "parser_messages.py",
-)
-_REFERENCE_READER_FILES = ("music21_reader.py", "midi_reader.py")
-
-
-@cache
-def reader_version(kind: ReaderKind = "fast") -> str:
-    """Hash of one reader kind's code and parser library versions: part of every cache key.
-
-    The reference kind hashes only music21's and miditoolkit's readers, so that a change to a
-    fast reader never throws away the (slow) reference readings that crosscheck keeps.
-    """
-    import miditoolkit
-    import music21
-    import symusic
-
-    import pipeline.readers as readers_pkg
-
-    digest = hashlib.sha256()
-    root = Path(readers_pkg.__file__).parent
-    if kind == "reference":
-        names = sorted((*_SHARED_READER_FILES, *_REFERENCE_READER_FILES))
-        files = [root / n for n in names]
-        versions = f"music21={music21.__version__};miditoolkit={miditoolkit.__version__}"
-    else:  # the fast readers fall back on the reference ones: any reader change counts
-        files = sorted(root.glob("*.py"))
-        versions = (
-            f"music21={music21.__version__};miditoolkit={miditoolkit.__version__};"
-            f"symusic={symusic.__version__}"
-        )
-    for path in [*files, root.parent / "score.py"]:
-        digest.update(path.read_bytes())
-    digest.update(versions.encode())
-    return digest.hexdigest()[:16]
-
-
-def parse_job(job: ParseJob) -> Parsed:
-    """Read one file (runs in the isolated child): its pieces, or failures of single pieces,
-    then the voice groups of an ABC book (tunes that are the voices of one piece), if any, and
-    what the parser said while reading it (`FileMessages`), if anything.
-
-    Each score also carries what its source holds as written (`source_measures`,
-    `source_notes`, counted without any parser) for verify's truncation check, and how many
-    messages its reading printed (`parser_warnings`): none of them reach the build's log.
-    """
-    try:  # the parent read it, but permissions may have changed since: never cache that
-        os.close(os.open(job.path, os.O_RDONLY | os.O_NONBLOCK))
-    except OSError as exc:
-        reason, detail = os_problem(exc)
-        raise ScoreParseError(detail, reason) from None
-    with parser_messages.capture() as said:
-        items = read_items(job.path, expand_repeats=job.expand_repeats, reader=job.reader)
-    items, messages = parser_messages.attribute(items, said)
-    try:
-        written = count_source(Path(job.path))
-    except ScoreParseError:
-        written = {}
-    items = [
-        _with_source_count(s, written.get(s.meta.collection_item)) if isinstance(s, Score) else s
-        for s in items
-    ]
-    if job.beat_file is not None:
-        beat_path = Path(job.path).parent / job.beat_file
-        items = [apply_beat_file(s, beat_path) if isinstance(s, Score) else s for s in items]
-    return [*items, *_voice_groups(Path(job.path), items), *([messages] if messages else [])]
-
-
-def _voice_groups(path: Path, items: list[Score | ItemFailure]) -> list[VoiceGroup]:
-    """The voice groups of an ABC book (none for other files, or for text that is not UTF-8)."""
-    if path.suffix.lower() != ".abc" or len(items) < 2:
-        return []
-    try:
-        return find_voice_groups(abc_text(path), items)
-    except ScoreParseError:
-        return []
-
-
-def _with_source_count(score: Score, count: SourceCount | None) -> Score:
-    if count is None:
-        return score
-    counts = {"source_notes": count.notes}
-    if count.measures:  # MIDI writes no measures
-        counts["source_measures"] = count.measures
-    return score.with_counts(counts)
-
-
-@dataclass(frozen=True)
-class StoreJob:
-    """A file to parse and where its reading goes in the cache."""
-
-    job: ParseJob
-    cache_path: str
-
-
-def parse_and_store(task: StoreJob) -> None:
-    """`parse_job`, with the reading stored at `task.cache_path` (runs in the isolated child).
-
-    The scores never travel back to the parent: pickling them to the scheduler and storing them
-    there as JSON, one file after another, held the parent's core for a fifth of a cold ingest.
-    A failure raises, as in `parse_job`, and the parent stores why.
-    """
-    _store_cached(Path(task.cache_path), Outcome(value=parse_job(task.job)))
-
-
 def _source_notes(score: Score) -> int | None:
     """The notes its source writes (None for MIDI and sources that could not be counted)."""
     written = score.report.get("source_notes")
     return None if written is None else int(written)
-
-
-def _cache_path(cache_dir: Path, sha: str, job: ParseJob) -> Path:
-    flavour = hashlib.sha256(
-        f"{CACHE_FORMAT}|{reader_version(job.reader)}|{job.expand_repeats}|{job.beat_file}|{job.reader}".encode()
-    ).hexdigest()[:12]
-    return cache_dir / "ingest" / sha[:2] / f"{sha}-{flavour}.json"
-
-
-def _load_cached(path: Path) -> Outcome[Parsed] | None:
-    """The cached outcome at `path`, or None when it is missing or unreadable in any way."""
-    try:
-        data = json.loads(path.read_text())
-        if data.get("reason"):
-            return Outcome(reason=data["reason"], detail=data.get("detail", ""))
-        items: Parsed = [_item_from_dict(s) for s in data["items"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, GnmError):
-        return None  # torn, garbled or of another layout: parse the file again
-    return Outcome(value=items)
-
-
-def _item_from_dict(data: dict[str, Any]) -> Score | ItemFailure | VoiceGroup | FileMessages:
-    if "score" in data:
-        # Validated in the child before it was cached; the cache key hashes score.py, so the
-        # invariants cannot have changed since (validating again took a quarter of phase two).
-        return score_from_dict(data["score"], validate=False)
-    if "messages" in data:
-        said = data["messages"]
-        return FileMessages(int(said["count"]), tuple(str(m) for m in said["first"]))
-    if "voices" in data:
-        group = data["voices"]
-        return VoiceGroup(group["title"], tuple(Voice(**v) for v in group["voices"]))
-    return ItemFailure(**data["failure"])
-
-
-def _item_to_dict(item: Score | ItemFailure | VoiceGroup | FileMessages) -> dict[str, Any]:
-    if isinstance(item, Score):
-        return {"score": score_to_dict(item)}
-    if isinstance(item, FileMessages):
-        return {"messages": {"count": item.count, "first": list(item.first)}}
-    if isinstance(item, VoiceGroup):
-        return {"voices": asdict(item)}
-    return {"failure": asdict(item)}
-
-
-def _store_cached(path: Path, outcome: Outcome[Parsed]) -> bool:
-    """Store `outcome` at `path` (atomically); False for outcomes that are never cached."""
-    if outcome.reason in ("timeout", "memory_limit", "crash", *FILE_SYSTEM_REASONS):
-        return False  # may depend on the machine's load or the file's permissions: try again
-    if outcome.ok:
-        data: dict[str, Any] = {"items": [_item_to_dict(s) for s in outcome.value or []]}
-    else:
-        data = {"reason": outcome.reason, "detail": outcome.detail}
-    write_text_atomic(path, json.dumps(data))
-    return True
 
 
 @dataclass(frozen=True)
@@ -432,7 +232,7 @@ class IngestResult:
             return self._failures[i]
         path = self._paths[i]
         assert path is not None, "a file without a cache entry has its outcome in _failures"
-        loaded = _load_cached(path)
+        loaded = load_cached(path)
         if loaded is not None:
             return loaded
         # Gone or unreadable since phase one looked it up (a cache cleaner, a torn write on a
@@ -440,7 +240,7 @@ class IngestResult:
         _, outcome = next(
             iter_items(parse_job, [self.jobs[i]], limits=self._limits, scheduler="inline")
         )
-        if not _store_cached(path, outcome):
+        if not store_cached(path, outcome):
             self._failures[i] = outcome
         self._reparsed.add(i)
         return outcome
@@ -588,29 +388,29 @@ def _phase_one(
             paths.append(None)
         else:
             sha, cache_key = keys
-            cache_path = _cache_path(store, cache_key, job)
+            where = cache_path(store, cache_key, job)
             shas.append(sha)
-            paths.append(cache_path)
-            if not cache_path.is_file():
-                to_parse.append((i, cache_path))
+            paths.append(where)
+            if not where.is_file():
+                to_parse.append((i, where))
                 continue
         if on_done:
             on_done(1)
     finished = iter_items(
         parse_and_store,
-        [StoreJob(jobs[i], str(cache_path)) for i, cache_path in to_parse],
+        [StoreJob(jobs[i], str(where)) for i, where in to_parse],
         limits=limits,
         scheduler=scheduler,
         workers=workers,
         preload=PRELOAD,
     )
     for k, outcome in finished:
-        i, cache_path = to_parse[k]
+        i, where = to_parse[k]
         # A reading is stored by the child that made it, as each file finishes (a killed run
         # keeps what it parsed); this process only stores why a file failed.
         if not outcome.ok:
             failure: Outcome[Parsed] = Outcome(reason=outcome.reason, detail=outcome.detail)
-            if not _store_cached(cache_path, failure):
+            if not store_cached(where, failure):
                 failures[i] = failure
         if on_done:
             on_done(1)
