@@ -137,7 +137,10 @@ def test_ingest_with_its_output_in_a_log_shows_progress_and_names_the_warning(
 
     reader = threading.Thread(target=read_stderr)
     reader.start()
-    stdout = proc.communicate(timeout=300)[0]
+    # Not communicate(): it would read stderr too, racing the thread for its lines.
+    assert proc.stdout is not None
+    stdout = proc.stdout.read()
+    proc.wait(timeout=300)
     ended = time.monotonic()
     reader.join()
     assert proc.returncode == 0, (stdout, arrived)
