@@ -378,8 +378,21 @@ def demo(out_dir: Path, as_json: bool) -> None:
         raise GnmError("a round trip was not exact; see the table above")
 
 
+# The `data` group's commands live in one module per concern; they are put together here, so
+# that no command module imports another (tests/test_imports.py: no import cycles).
+from pipeline import crosscheck_cli, inspect_cli, stage_cli  # noqa: E402
+from pipeline.build import build_command  # noqa: E402
 from pipeline.data_cli import data  # noqa: E402  (registered after main is defined)
+from pipeline.profile_pipelines import profiles_command  # noqa: E402
 
+for _command in (
+    *stage_cli.COMMANDS,
+    *inspect_cli.COMMANDS,
+    *crosscheck_cli.COMMANDS,
+    build_command,
+    profiles_command,
+):
+    data.add_command(_command)
 main.add_command(data)
 
 

@@ -692,21 +692,3 @@ def ledger(
         click.echo(f"  quarantined:{reason}: {count}")
     for what, count in info["reader_fallbacks"].items():
         click.echo(f"  reader_fallback:{what}: {count}")
-
-
-def _register_stage_commands() -> None:
-    from pipeline import crosscheck_cli, inspect_cli, stage_cli
-    from pipeline.build import build_command
-    from pipeline.profile_pipelines import profiles_command
-
-    for command in (
-        *stage_cli.COMMANDS,
-        *inspect_cli.COMMANDS,
-        *crosscheck_cli.COMMANDS,
-        build_command,
-        profiles_command,
-    ):
-        data.add_command(command)
-
-
-_register_stage_commands()

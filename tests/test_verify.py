@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.music.pitch import fold_pitches
 from pipeline.score import Meter, Note, Score, ScoreMeta, TempoChange, bars_from_meters
 from pipeline.stages.meter import MeterConfig
 from pipeline.stages.verify import (
     VerifyConfig,
     check,
     composer_check,
-    fold_pitches,
     names_match,
     truncation,
 )

@@ -44,9 +44,9 @@ import pyarrow as pa
 
 from pipeline.errors import MeterError
 from pipeline.ledger import Decision, quarantined
+from pipeline.music.meters import SUPPORTED_METERS
+from pipeline.music.pitch import fold_pitches
 from pipeline.score import Bar, Meter, Note, Score
-
-SUPPORTED_METERS: tuple[str, ...] = ("2/4", "3/4", "4/4", "3/8", "6/8")
 
 DEFAULT_RULES: Mapping[str, tuple[str, ...]] = {
     "2/2": ("4/4",),
@@ -459,8 +459,6 @@ def run(
     `fold_range` applies verify's `pitch_policy: fold` here, the first stage that rewrites
     scores (verify only judges them).
     """
-    from pipeline.stages.verify import fold_pitches
-
     for row, score in items:
         folded = 0
         if fold_range is not None:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pipeline.errors import MeterError
 from pipeline.ledger import Decision, quarantined
-from pipeline.score import Note, Score
+from pipeline.score import Score
 from pipeline.stages.meter import MeterConfig, normalize_meters
 
 STAGE = "verify"
@@ -58,23 +58,6 @@ class VerifyConfig:
             raise ValueError("min_bars must be >= 0")
         if self.max_bars_lost < 0 or not 0 <= self.min_source_ratio <= 1:
             raise ValueError("need max_bars_lost >= 0 and 0 <= min_source_ratio <= 1")
-
-
-def fold_pitches(score: Score, low: int, high: int) -> tuple[Score, int]:
-    """Move notes outside `low`-`high` by whole octaves into range; return the score and the count."""
-    moved = 0
-    notes: list[Note] = []
-    for note in score.notes:
-        pitch = note.pitch
-        while pitch < low:
-            pitch += 12
-        while pitch > high:
-            pitch -= 12
-        moved += pitch != note.pitch
-        notes.append(note._replace(pitch=pitch))
-    if not moved:
-        return score, 0
-    return score.replace(notes=notes).with_counts({"octave_folded": moved}), moved
 
 
 def _words(text: str) -> list[str]:

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import TokenizeError
+from pipeline.music.meters import SUPPORTED_METERS
 from pipeline.score import Meter
-from pipeline.stages.meter import SUPPORTED_METERS
 
 FORMAT = "gnm-extended-remi"
 FORMAT_VERSION = 1
