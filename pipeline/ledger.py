@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -163,10 +164,17 @@ def write_ledger(
     return info
 
 
+def _temporary(path: Path) -> Path:
+    """Where this process writes `path` before renaming it into place. Per process: ingest's
+    children store cache entries themselves, and two files with the same bytes (an exact
+    duplicate in two corpora) share one entry, so two children may write it at once."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     """Write Parquet (zstd) to a temporary name, then rename: a killed run leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _temporary(path)
     pq.write_table(table, tmp, compression="zstd")
     tmp.replace(path)
 
@@ -188,6 +196,6 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write bytes to a temporary name, then rename: a killed run leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _temporary(path)
     tmp.write_bytes(data)
     tmp.replace(path)

@@ -355,3 +355,25 @@ def test_an_ordinary_abc_book_is_untouched_by_the_voice_policy(tmp_path: Path) -
         f"quarantined:{i.reason}" for i in items if isinstance(i, ItemFailure)
     ]
     assert sorted(notes) == sorted(len(s.notes) for s in items if isinstance(s, Score))
+
+
+def test_two_children_storing_one_cache_entry_at_once_both_succeed(tmp_path: Path) -> None:
+    """Exact duplicates in two corpora share a cache entry, and each child stores its own."""
+    import multiprocessing
+
+    from pipeline.ledger import write_text_atomic
+
+    target = tmp_path / "entry.json"
+
+    def store() -> None:
+        for _ in range(200):
+            write_text_atomic(target, "x" * 100_000)
+
+    children = [multiprocessing.get_context("fork").Process(target=store) for _ in range(2)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+    assert [c.exitcode for c in children] == [0, 0]
+    assert target.read_text() == "x" * 100_000
+    assert [p.name for p in tmp_path.iterdir()] == ["entry.json"]
