@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ScoreParseError
-from pipeline.readers.common import X_LINE
+from pipeline.readers.common import X_LINE, read_capped
 from pipeline.readers.midi_scan import count_note_ons
 
 # Larger files (or .mxl members) are not counted (`{}`): far beyond any real score.
@@ -73,13 +73,14 @@ def _midi_counts(path: Path) -> dict[str | None, SourceCount]:
 
 
 def _read_capped(path: Path) -> bytes | None:
-    """The file's bytes, or None when it is larger than MAX_BYTES."""
+    """The file's bytes, or None when it is larger than MAX_BYTES (judged from its size first,
+    so a sparse file is not read)."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
+        return read_capped(path, MAX_BYTES, "source")
     except OSError as exc:
         raise ScoreParseError(f"{path}: cannot be read ({exc})", "unreadable") from exc
-    return None if len(data) > MAX_BYTES else data
+    except ScoreParseError:  # too_large: not counted
+        return None
 
 
 # --- MusicXML -------------------------------------------------------------------------------
