@@ -142,8 +142,8 @@ class Rendered:
 
 def engrave(source: Path, out_dir: Path) -> Engraved:
     """Read a score file (MIDI, MusicXML or any readable format) as far as its first page in SVG."""
+    from pipeline.music.meter import normalize_meters
     from pipeline.readers import read_scores
-    from pipeline.stages.meter import normalize_meters
     from pipeline.writers import write_score
 
     out_dir.mkdir(parents=True, exist_ok=True)

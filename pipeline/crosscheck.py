@@ -22,12 +22,12 @@ from pipeline.corpora import CorpusDecl, SourceFile
 from pipeline.errors import GnmError, ScoreParseError, Unsupported
 from pipeline.executor import Limits, Outcome, run_isolated
 from pipeline.ledger import FALLBACK_PREFIX
+from pipeline.music.meter import MeterConfig
 from pipeline.readers import reader_for
 from pipeline.readers.common import ItemFailure
 from pipeline.readers.fallback import Slot, item_slots
 from pipeline.score import Score
 from pipeline.stages import ingest
-from pipeline.stages.meter import MeterConfig
 from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
 

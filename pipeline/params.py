@@ -16,10 +16,10 @@ import yaml
 
 from pipeline.config_yaml import load_config, parse_config
 from pipeline.errors import GnmError
+from pipeline.music.meter import MeterConfig
+from pipeline.music.quantize import QuantizeConfig
 from pipeline.stages.dedupe import DedupeConfig
 from pipeline.stages.ingest import IngestConfig
-from pipeline.stages.meter import MeterConfig
-from pipeline.stages.quantize import QuantizeConfig
 from pipeline.stages.shard import ShardConfig
 from pipeline.stages.verify import VerifyConfig
 from pipeline.tokenizer.vocab import VocabConfig

@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import MeterError
-from pipeline.score import Bar, Meter, Note, Score, ScoreMeta
-from pipeline.stages.meter import (
+from pipeline.music.meter import (
     DEFAULT_PAIRS,
     DEFAULT_RULES,
     SUPPORTED_METERS,
@@ -16,6 +15,7 @@ from pipeline.stages.meter import (
     MeterConfig,
     normalize_meters,
 )
+from pipeline.score import Bar, Meter, Note, Score, ScoreMeta
 from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
 from tests.conftest import m21_path, read_one, shared_data_root

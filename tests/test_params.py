@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.music.meter import MeterConfig
 from pipeline.params import Params, ParamsError, load_params
-from pipeline.stages.meter import MeterConfig
 from tests.conftest import REPO
 
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.music.meter import normalize_meters
+from pipeline.music.quantize import QuantizeConfig, off_grid_reason, quantize, snap
 from pipeline.score import Meter, Note, Score, ScoreMeta, bars_from_meters
-from pipeline.stages.meter import normalize_meters
-from pipeline.stages.quantize import QuantizeConfig, off_grid_reason, quantize, snap
 from tests.conftest import m21_path, read_one
 
 

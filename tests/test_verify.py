@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.music.meter import MeterConfig
 from pipeline.music.pitch import fold_pitches
 from pipeline.score import Meter, Note, Score, ScoreMeta, TempoChange, bars_from_meters
-from pipeline.stages.meter import MeterConfig
 from pipeline.stages.verify import (
     VerifyConfig,
     check,

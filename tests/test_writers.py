@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import GnmError
+from pipeline.music.meter import normalize_meters
 from pipeline.readers import read_scores
-from pipeline.stages.meter import normalize_meters
 from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
 from pipeline.writers import write_score

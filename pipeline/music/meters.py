@@ -1,4 +1,4 @@
-"""The meters a normalised score may hold: every other meter maps onto these (`stages.meter`)."""
+"""The meters a normalised score may hold: every other meter maps onto these (`music.meter`)."""
 
 from __future__ import annotations
 

@@ -15,11 +15,11 @@ import pyarrow as pa
 
 from pipeline.errors import TokenizeError
 from pipeline.ledger import Decision, quarantined
+from pipeline.music.meter import MeterConfig, normalize_meters
+from pipeline.music.quantize import QuantizeConfig, QuantizeStats, quantize
 from pipeline.score import Score
 from pipeline.stages.meter import COLUMNS as METER_COLUMNS
-from pipeline.stages.meter import MeterConfig, normalize_meters
 from pipeline.stages.quantize import COLUMNS as QUANTIZE_COLUMNS
-from pipeline.stages.quantize import QuantizeConfig, QuantizeStats, quantize
 from pipeline.tokenizer import Tokenizer
 
 

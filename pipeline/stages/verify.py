@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from pipeline.errors import MeterError
 from pipeline.ledger import Decision, quarantined
+from pipeline.music.meter import MeterConfig, normalize_meters
 from pipeline.score import Score
-from pipeline.stages.meter import MeterConfig, normalize_meters
 
 STAGE = "verify"
 
