@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.config_section import parse_section
 from pipeline.config_yaml import load_config, parse_config
 from pipeline.errors import GnmError
 from pipeline.music.meter import MeterConfig
@@ -102,9 +103,24 @@ DEFAULT_PROFILES: Mapping[str, Profile] = {
 }
 
 
+# The sections of params.yaml and the config class each one is parsed into, in pipeline order.
+# The one place that pairs them: `Params` below has an attribute per section, and a section's
+# keys, types and defaults are its class's fields (parsed by `config_section.parse_section`).
+SECTIONS: Mapping[str, type] = {
+    "ingest": IngestConfig,
+    "dedupe": DedupeConfig,
+    "verify": VerifyConfig,
+    "meter": MeterConfig,
+    "quantize": QuantizeConfig,
+    "vocab": VocabConfig,
+    "shard": ShardConfig,
+}
+PROFILES = "profiles"  # the section of named corpus selections (not a stage's config)
+
+
 @dataclass(frozen=True)
 class Params:
-    """The parsed parameter file."""
+    """The parsed parameter file: one attribute per section of `SECTIONS`, plus the profiles."""
 
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
@@ -156,24 +172,22 @@ def params_from_data(data: Any, source: str) -> Params:
     data = data or {}
     if not isinstance(data, dict):
         raise ParamsError(f"{source}: expected a mapping of sections at the top level")
+    unknown = [str(name) for name in data if name not in SECTIONS and name != PROFILES]
+    if unknown:
+        raise ParamsError(
+            f"{source}: unknown sections: {', '.join(sorted(unknown))} "
+            f"(known: {', '.join([*SECTIONS, PROFILES])})"
+        )
     built: dict[str, Any] = {}
-    for name, factory in (
-        ("ingest", lambda d: IngestConfig(**d)),
-        ("dedupe", lambda d: DedupeConfig(**d)),
-        ("verify", lambda d: VerifyConfig(**d)),
-        ("meter", MeterConfig.from_params),
-        ("quantize", lambda d: QuantizeConfig(**d)),
-        ("vocab", VocabConfig.from_params),
-        ("shard", lambda d: ShardConfig(**d)),
-        ("profiles", _profiles),
-    ):
-        section = data.get(name)
+    for name, section in data.items():
         if section is None:
             continue
         if not isinstance(section, dict):
             raise ParamsError(f"{source}: section '{name}' must be a mapping")
         try:
-            built[name] = factory(section)
+            built[name] = (
+                _profiles(section) if name == PROFILES else parse_section(SECTIONS[name], section)
+            )
         except (TypeError, ValueError, AssertionError) as exc:
             raise ParamsError(f"{source}: section '{name}': {exc}") from exc
     try:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.config_section import parse_section
 from pipeline.errors import MeterError
 from pipeline.music.meter import (
     DEFAULT_PAIRS,
@@ -152,8 +153,8 @@ def test_bad_rule_tables_are_refused() -> None:
         MeterConfig(rules={"5/4": ("2/4", "2/4")})
     with pytest.raises(ValueError, match="unsupported"):
         MeterConfig(rules={"5/8": ("5/8",)})
-    cfg = MeterConfig.from_params(
-        {"rules": {"5/8": ["3/8", "2/8"]}, "supported": [*SUPPORTED_METERS, "2/8"]}
+    cfg = parse_section(
+        MeterConfig, {"rules": {"5/8": ["3/8", "2/8"]}, "supported": [*SUPPORTED_METERS, "2/8"]}
     )
     assert [str(m) for m in cfg.decompose(Meter(5, 8))] == ["3/8", "2/8"]
 
@@ -205,10 +206,10 @@ def test_a_lone_bar_in_a_paired_meter_is_read_as_part_of_its_neighbours() -> Non
 
 
 def test_pair_rules_are_data_and_validated() -> None:
-    cfg = MeterConfig.from_params({"rules": {"5/4": ["2/4", "3/4"], "2/8": {"pair": "2/4"}}})
+    cfg = parse_section(MeterConfig, {"rules": {"5/4": ["2/4", "3/4"], "2/8": {"pair": "2/4"}}})
     assert cfg.rules == {"5/4": ("2/4", "3/4")} and cfg.pairs == {"2/8": "2/4"}
-    assert MeterConfig.from_params({}) == MeterConfig()
-    no_pairs = MeterConfig.from_params({"rules": {"5/4": ["2/4", "3/4"]}})
+    assert parse_section(MeterConfig, {}) == MeterConfig()
+    no_pairs = parse_section(MeterConfig, {"rules": {"5/4": ["2/4", "3/4"]}})
     with pytest.raises(MeterError, match="2/8"):
         normalize_meters(score_of([(F(1), "2/8")] * 2, [(F(0), 60, F(1))]), no_pairs)
     bad = [
@@ -220,7 +221,7 @@ def test_pair_rules_are_data_and_validated() -> None:
     ]
     for rules, message in bad:
         with pytest.raises(ValueError, match=message):
-            MeterConfig.from_params({"rules": rules})
+            parse_section(MeterConfig, {"rules": rules})
     with pytest.raises(ValueError, match="unsupported meter"):
         MeterConfig(pairs={"4/16": "2/8"})
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
+from pipeline.config_section import parsed_by, set_by
 from pipeline.errors import MeterError
 from pipeline.music.meters import SUPPORTED_METERS
 from pipeline.score import Bar, Meter, Note, Score
@@ -79,6 +80,25 @@ DEFAULT_PAIRS: Mapping[str, str] = {"2/8": "2/4", "3/16": "3/8"}
 IncompletePolicy = Literal["merge", "pad", "error"]
 
 
+def _rule_table(raw: object) -> dict[str, Any]:
+    """The `rules` and `pairs` fields of params.yaml's one `rules` table, which holds both
+    decompositions (`5/4: [2/4, 3/4]`) and pairs (`2/8: {pair: 2/4}`) and replaces the whole
+    default table when given; ValueError naming the form for anything else."""
+    usage = "rules must map a meter to a list of meters (5/4: [2/4, 3/4]) or to a pair (2/8: {pair: 2/4})"
+    if not isinstance(raw, Mapping):
+        raise ValueError(usage)
+    rules: dict[str, tuple[str, ...]] = {}
+    pairs: dict[str, str] = {}
+    for source, target in raw.items():
+        if isinstance(target, list | tuple):
+            rules[str(source)] = tuple(str(p) for p in target)
+        elif isinstance(target, Mapping) and set(target) == {"pair"}:
+            pairs[str(source)] = str(target["pair"])
+        else:
+            raise ValueError(f"{usage}; {source}: {target!r} is neither")
+    return {"rules": rules, "pairs": pairs}
+
+
 @dataclass(frozen=True)
 class MeterConfig:
     """Parameters of meter normalisation (params.yaml section `meter`).
@@ -88,8 +108,12 @@ class MeterConfig:
     """
 
     supported: tuple[str, ...] = SUPPORTED_METERS
-    rules: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_RULES))
-    pairs: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PAIRS))
+    rules: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_RULES), metadata=parsed_by(_rule_table)
+    )
+    pairs: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_PAIRS), metadata=set_by("rules")
+    )
     incomplete_bars: IncompletePolicy = "merge"
     reinterpret_short_unruled: bool = True
 
@@ -119,37 +143,6 @@ class MeterConfig:
                 f"incomplete_bars must be 'merge', 'pad' or 'error', not {self.incomplete_bars!r}"
             )
 
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> MeterConfig:
-        """Build from a params.yaml section (`supported`, `rules`, `incomplete_bars`,
-        `reinterpret_short_unruled`); `rules` holds both kinds, `5/4: [2/4, 3/4]` and
-        `2/8: {pair: 2/4}`, and replaces the whole default table when given."""
-        unknown = set(params) - {
-            "supported",
-            "rules",
-            "incomplete_bars",
-            "reinterpret_short_unruled",
-        }
-        if unknown:
-            raise ValueError(f"unknown meter parameters: {', '.join(sorted(unknown))}")
-        supported_raw = params.get("supported", SUPPORTED_METERS)
-        if not isinstance(supported_raw, list | tuple):
-            raise ValueError("supported must be a list of meters")
-        if "rules" in params:
-            rules, pairs = _rule_table(params["rules"])
-        else:
-            rules, pairs = dict(DEFAULT_RULES), dict(DEFAULT_PAIRS)
-        reinterpret = params.get("reinterpret_short_unruled", True)
-        if not isinstance(reinterpret, bool):
-            raise ValueError("reinterpret_short_unruled must be true or false")
-        return cls(
-            supported=tuple(str(m) for m in supported_raw),
-            rules=rules,
-            pairs=pairs,
-            incomplete_bars=params.get("incomplete_bars", "merge"),
-            reinterpret_short_unruled=reinterpret,
-        )
-
     def stands_alone(self, meter: Meter) -> bool:
         """True when one bar of `meter` has supported meters of its own (supported or ruled)."""
         text = str(meter)
@@ -175,24 +168,6 @@ class MeterConfig:
             if candidate in self.supported or candidate in self.rules:
                 return self.decompose(Meter.parse(candidate))
         return None
-
-
-def _rule_table(raw: object) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
-    """Split params.yaml's `rules` into decompositions (`5/4: [2/4, 3/4]`) and pairs
-    (`2/8: {pair: 2/4}`); ValueError naming the form for anything else."""
-    usage = "rules must map a meter to a list of meters (5/4: [2/4, 3/4]) or to a pair (2/8: {pair: 2/4})"
-    if not isinstance(raw, Mapping):
-        raise ValueError(usage)
-    rules: dict[str, tuple[str, ...]] = {}
-    pairs: dict[str, str] = {}
-    for source, target in raw.items():
-        if isinstance(target, list | tuple):
-            rules[str(source)] = tuple(str(p) for p in target)
-        elif isinstance(target, Mapping) and set(target) == {"pair"}:
-            pairs[str(source)] = str(target["pair"])
-        else:
-            raise ValueError(f"{usage}; {source}: {target!r} is neither")
-    return rules, pairs
 
 
 def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:

@@ -21,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pipeline.config_section import parse_section
 from pipeline.errors import TokenizeError
 from pipeline.music.meters import SUPPORTED_METERS
 from pipeline.score import Meter
@@ -67,14 +68,6 @@ class VocabConfig:
                 raise ValueError(f"composer name {name!r} must be non-empty without spaces")
         if not 0 <= self.pitch_min <= self.pitch_max <= 127:
             raise ValueError("pitch range must lie within 0-127")
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> VocabConfig:
-        """Build from a params.yaml section; lists become tuples."""
-        kwargs: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in params.items()
-        }
-        return cls(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -216,7 +209,7 @@ class Vocab:
     def from_json(cls, data: Mapping[str, Any], source: str = "<vocab>") -> Vocab:
         """Check and rebuild a vocabulary from its JSON content."""
         validate_vocab_json(data, source)
-        vocab = cls(VocabConfig.from_params(data["config"]))
+        vocab = cls(parse_section(VocabConfig, data["config"]))
         if list(vocab.tokens) != list(data["tokens"]):
             raise TokenizeError(
                 f"{source}: token list does not match its config (file edited by hand?)"
