@@ -14,17 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from gnm_model.config import PRESETS, TrainConfig
 from pipeline.cli import main
 from pipeline.cli_common import PARAMS_OPTION
 from pipeline.cli_limits import cli_limits, limit_options, run_limited
 from pipeline.params import load_params
+from pipeline.tokenizer.vocab import DEFAULT_COMPOSERS
 
 if TYPE_CHECKING:
     from pipeline.tokenizer import Tokenizer
 
 PRESET_OPTION = click.option(
-    "--preset", type=click.Choice(["tiny", "small", "paper"]), default="tiny", show_default=True
+    "--preset", type=click.Choice(list(PRESETS)), default="tiny", show_default=True
 )
+TRAIN = TrainConfig()  # the option defaults of `gnm train`: TrainConfig's own
+COMPOSERS = ",".join(DEFAULT_COMPOSERS)  # fine-tuning's default: the vocabulary's composers
 
 
 @click.group()
@@ -77,17 +81,17 @@ def train() -> None:
 def _train_options(func: Any) -> Any:
     for option in reversed(
         [
-            click.option("--steps", type=int, default=1000, show_default=True),
-            click.option("--batch-size", type=int, default=8, show_default=True),
-            click.option("--lr", type=float, default=3e-4, show_default=True),
-            click.option("--warmup", type=int, default=50, show_default=True),
-            click.option("--accumulation", type=int, default=1, show_default=True, help="Micro-batches per step."),
-            click.option("--eval-every", type=int, default=100, show_default=True),
-            click.option("--checkpoint-every", type=int, default=100, show_default=True),
-            click.option("--max-minutes", type=float, default=0.0, help="Stop (with a checkpoint) after this long."),
-            click.option("--seed", type=int, default=0, show_default=True),
-            click.option("--transpose", type=int, default=5, show_default=True, help="± semitones of augmentation (0: off)."),
-            click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes."),
+            click.option("--steps", type=int, default=TRAIN.steps, show_default=True),
+            click.option("--batch-size", type=int, default=TRAIN.batch_size, show_default=True),
+            click.option("--lr", type=float, default=TRAIN.lr, show_default=True),
+            click.option("--warmup", type=int, default=TRAIN.warmup, show_default=True),
+            click.option("--accumulation", type=int, default=TRAIN.accumulation, show_default=True, help="Micro-batches per step."),
+            click.option("--eval-every", type=int, default=TRAIN.eval_every, show_default=True),
+            click.option("--checkpoint-every", type=int, default=TRAIN.checkpoint_every, show_default=True),
+            click.option("--max-minutes", type=float, default=TRAIN.max_seconds / 60, help="Stop (with a checkpoint) after this long."),
+            click.option("--seed", type=int, default=TRAIN.seed, show_default=True),
+            click.option("--transpose", type=int, default=TRAIN.transpose, show_default=True, help="± semitones of augmentation (0: off)."),
+            click.option("--workers", type=int, default=TRAIN.workers, show_default=True, help="DataLoader worker processes."),
             click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model."),
             click.option("--device", default=None, help="cpu or cuda (default: cuda when available)."),
             click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint."),
@@ -100,8 +104,6 @@ def _train_options(func: Any) -> Any:
 
 
 def _train_config(kw: dict[str, Any]) -> Any:
-    from gnm_model.train import TrainConfig
-
     return TrainConfig(
         steps=kw["steps"], batch_size=kw["batch_size"], lr=kw["lr"], warmup=kw["warmup"],
         accumulation=kw["accumulation"], eval_every=kw["eval_every"],
@@ -148,7 +150,7 @@ def pretrain(shards_dir: Path, preset: str, **kw: Any) -> None:
 @click.option("--shards", "shards_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/default/shards"), show_default=True)  # fmt: skip
 @click.option(
     "--composers",
-    default="Bach,Beethoven,Mozart,Chopin",
+    default=COMPOSERS,
     show_default=True,
     help="Comma-separated.",
 )
@@ -324,7 +326,7 @@ main.add_command(render)
 )
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Report folder.")  # fmt: skip
 @click.option("--shards", "shards_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/default/shards"), show_default=True)  # fmt: skip
-@click.option("--composers", default="Bach,Beethoven,Mozart,Chopin", show_default=True)
+@click.option("--composers", default=COMPOSERS, show_default=True)
 @click.option(
     "--max-reference", type=int, default=100, show_default=True, help="Real test pieces per group."
 )

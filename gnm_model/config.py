@@ -75,6 +75,47 @@ class ModelConfig:
             raise GnmError(f"model config: {exc}") from None
 
 
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (per run; stored in the run folder and every checkpoint).
+
+    Here, without torch, so that the CLI takes its option defaults from these fields.
+    """
+
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1
+    warmup: int = 50
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    accumulation: int = 1
+    eval_every: int = 100
+    eval_batches: int = 8
+    checkpoint_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+    transpose: int = 5
+    max_seconds: float = 0.0  # stop (with a checkpoint) after this long; 0: no limit
+    workers: int = 0  # DataLoader worker processes
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if (
+            min(
+                self.steps,
+                self.batch_size,
+                self.accumulation,
+                self.eval_every,
+                self.checkpoint_every,
+            )
+            < 1
+        ):
+            raise ValueError(
+                "steps, batch_size, accumulation, eval_every and checkpoint_every must be >= 1"
+            )
+
+
 PRESETS: Mapping[str, ModelConfig] = {
     # CPU tests: trains in seconds.
     "tiny": ModelConfig(

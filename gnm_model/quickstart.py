@@ -21,7 +21,10 @@ from typing import Any
 
 import click
 
-COMPOSERS = ("Bach", "Beethoven", "Mozart", "Chopin")
+from gnm_model.config import PRESETS
+from pipeline.tokenizer.vocab import DEFAULT_COMPOSERS
+
+COMPOSERS = DEFAULT_COMPOSERS  # fine-tuned on, one piece generated for each
 MIN_TRAIN_S = 240.0  # training time given even when the build overran the budget (seconds)
 
 
@@ -68,7 +71,9 @@ def _seconds_per_step(preset_name: str, batch_size: int, vocab: Any, mode: str) 
 @click.option(
     "--minutes", type=float, default=20.0, show_default=True, help="Budget for the whole job."
 )
-@click.option("--preset", "preset_name", default="small", show_default=True)
+@click.option(
+    "--preset", "preset_name", type=click.Choice(list(PRESETS)), default="small", show_default=True
+)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--bars", type=int, default=16, show_default=True, help="Bars per generated piece.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/quickstart"), show_default=True)  # fmt: skip

@@ -33,11 +33,11 @@ from gnm_model.classifier import ClassifierConfig, ComposerClassifier, cross_val
 from gnm_model.data import TokenSplit
 from gnm_model.memorisation import TrainingIndex
 from pipeline.cli_common import progress, tracked
+from pipeline.corpora import GENRES
 from pipeline.errors import GnmError
+from pipeline.readers import SUPPORTED_EXTENSIONS
 from pipeline.stages.shard import ShardSet
 from pipeline.tokenizer import Tokenizer
-
-SCORE_SUFFIXES = (".mid", ".midi", ".musicxml", ".xml", ".mxl", ".krn", ".abc")
 
 
 @dataclass
@@ -70,7 +70,9 @@ def load_samples(folder: Path, tokenizer: Tokenizer) -> list[Sample]:
                 samples.append(Sample(path.stem, body.get("composer"), ids))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 samples.append(Sample(path.stem, None, error=f"unreadable token file: {exc}"))
-        elif path.suffix.lower() in SCORE_SUFFIXES and not (path.with_suffix(".json")).exists():
+        elif (
+            path.suffix.lower() in SUPPORTED_EXTENSIONS and not (path.with_suffix(".json")).exists()
+        ):
             from pipeline.readers import read_scores
             from pipeline.stages.tokenize import tokenize_score
 
@@ -171,8 +173,9 @@ def evaluate_samples(
         return lambda row: bool(row["genre"] == name)
 
     groups = {c: has_composer(c) for c in composers}
-    for genre in ("classical", "folk", "pop", "popular-song"):
-        groups[f"genre:{genre}"] = has_genre(genre)
+    for genre in GENRES:
+        if genre != "other":  # a catch-all, no style to compare samples with
+            groups[f"genre:{genre}"] = has_genre(genre)
     real = reference_metrics(shards, groups, max_reference)
     real = {k: v for k, v in real.items() if v}
     generated: dict[str, list[dict[str, float]]] = {}

@@ -18,7 +18,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +25,7 @@ import torch
 from torch.nn import functional as F
 
 from gnm_model import checkpoint as ckpt
-from gnm_model.config import ModelConfig
+from gnm_model.config import ModelConfig, TrainConfig
 from gnm_model.data import (
     IGNORE,
     DataConfig,
@@ -42,44 +41,6 @@ from pipeline.tokenizer.vocab import Vocab
 
 Mode = Literal["pretrain", "adapters", "full"]
 LOG_LINE_S = 60.0  # without a terminal, a progress line once a step ends this long after the last
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (per run; stored in the run folder and every checkpoint)."""
-
-    steps: int = 1000
-    batch_size: int = 8
-    lr: float = 3e-4
-    min_lr_ratio: float = 0.1
-    warmup: int = 50
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    accumulation: int = 1
-    eval_every: int = 100
-    eval_batches: int = 8
-    checkpoint_every: int = 100
-    log_every: int = 10
-    seed: int = 0
-    transpose: int = 5
-    max_seconds: float = 0.0  # stop (with a checkpoint) after this long; 0: no limit
-    workers: int = 0  # DataLoader worker processes
-    compile: bool = False
-
-    def __post_init__(self) -> None:
-        if (
-            min(
-                self.steps,
-                self.batch_size,
-                self.accumulation,
-                self.eval_every,
-                self.checkpoint_every,
-            )
-            < 1
-        ):
-            raise ValueError(
-                "steps, batch_size, accumulation, eval_every and checkpoint_every must be >= 1"
-            )
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

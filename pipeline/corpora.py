@@ -125,6 +125,11 @@ def _schema() -> dict[str, Any]:
     return dict(json.loads(SCHEMA_PATH.read_text()))
 
 
+# The genres a declaration may name. The schema's enum is the one list; the CLI's choices and
+# the model report's reference groups read it from here.
+GENRES: tuple[str, ...] = tuple(_schema()["properties"]["genre"]["enum"])
+
+
 def parse_declaration(data: Any, source: str) -> CorpusDecl:
     """Validate a declaration's parsed YAML and build it; CorpusError names the field."""
     import jsonschema

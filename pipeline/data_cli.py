@@ -13,6 +13,7 @@ import click
 
 from pipeline.cli_common import BUILT_PROFILE_OPTION, PARAMS_OPTION, progress
 from pipeline.corpora import (
+    GENRES,
     CorpusDecl,
     SourceFile,
     load_declarations,
@@ -452,7 +453,7 @@ def synth(
 )
 @click.option(
     "--genre",
-    type=click.Choice(["classical", "folk", "pop", "popular-song", "other"]),
+    type=click.Choice(GENRES),
     required=True,
 )
 @click.option(
