@@ -18,11 +18,11 @@ generated command, a dataclass such as a stage record) by what it holds.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields, is_dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "pipeline"
 
 
-@cache
+@functools.cache
 def module_files() -> dict[str, Path]:
     """Every module of the package, by dotted name (a package by its own name)."""
     out = {}
@@ -88,9 +88,13 @@ def _imported(node: ast.AST, package: str) -> set[str]:
     return set(_bound(node, package).values())
 
 
-@cache
+@functools.cache
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
 def _tree(module: str) -> ast.Module:
-    return ast.parse(module_files()[module].read_text())
+    return _parsed(module_files()[module])
 
 
 def imports_in(tree: ast.AST, package: str) -> set[str]:
@@ -101,18 +105,17 @@ def imports_in(tree: ast.AST, package: str) -> set[str]:
     return found
 
 
-@cache
+@functools.cache
 def module_imports(module: str) -> frozenset[str]:
     """The package's modules that `module` imports (see the module docstring)."""
     return frozenset(imports_in(_tree(module), _package_of(module)) - {module})
 
 
-@cache
-def module_bindings(module: str) -> dict[str, str]:
-    """The names `module`'s top-level import statements bind, and where each comes from."""
-    package = _package_of(module)
+@functools.cache
+def _bindings(path: Path, package: str) -> dict[str, str]:
+    """The names a source file's top-level import statements bind, and where each comes from."""
     out: dict[str, str] = {}
-    for node in _tree(module).body:
+    for node in _parsed(path).body:
         out.update(_bound(node, package))
     return out
 
@@ -129,10 +132,17 @@ def closure(roots: Iterable[str]) -> set[str]:
     return seen
 
 
+def _source(func: types.FunctionType) -> tuple[Path, str]:
+    """The file that defines `func` and the package its relative imports start from."""
+    path = Path(inspect.getsourcefile(func) or "")
+    module = func.__module__
+    return path, module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
 def _definition(func: types.FunctionType) -> ast.AST:
     """The `def` (or lambda) of `func` in its module's syntax tree."""
     first = func.__code__.co_firstlineno
-    for node in ast.walk(_tree(func.__module__)):
+    for node in ast.walk(_parsed(_source(func)[0])):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             if start == first and node.name == func.__name__:
@@ -158,7 +168,6 @@ def callback_modules(func: Callable[..., Any]) -> set[str]:
     """The package modules a command callback reaches: its own module, the modules it imports
     and those of the objects it names, following functions and classes of its own module."""
     func = inspect.unwrap(func)
-    assert isinstance(func, types.FunctionType), func
     home = func.__module__
     found = {home}
     seen: set[int] = set()
@@ -169,9 +178,10 @@ def callback_modules(func: Callable[..., Any]) -> set[str]:
         seen.add(id(f))
         # A name imported by the module counts by its import statement (a constant's value does
         # not say where it came from); any other is followed by its value.
-        bindings, scope = module_bindings(home), _scope(f)
+        path, package = _source(f)
+        bindings, scope = _bindings(path, package), _scope(f)
         for node in _walk_running(_definition(f)):
-            found.update(_imported(node, _package_of(home)))
+            found.update(_imported(node, package))
             if not isinstance(node, ast.Name):
                 continue
             if node.id in bindings and node.id not in f.__code__.co_freevars:
@@ -180,13 +190,14 @@ def callback_modules(func: Callable[..., Any]) -> set[str]:
                 visit(scope[node.id])
 
     def visit(value: Any) -> None:
-        if id(value) in seen and not isinstance(value, types.FunctionType):
+        if isinstance(value, types.FunctionType) and value.__module__ == home:
+            visit_function(value)  # which keeps its own record of what it has seen
+            return
+        if id(value) in seen:
             return
         seen.add(id(value))
         if isinstance(value, types.ModuleType):
             found.add(value.__name__)
-        elif isinstance(value, types.FunctionType) and value.__module__ == home:
-            visit_function(value)
         elif isinstance(value, type) and value.__module__ == home:
             for member in vars(value).values():
                 visit(inspect.unwrap(member) if callable(member) else member)
@@ -195,6 +206,12 @@ def callback_modules(func: Callable[..., Any]) -> set[str]:
                 visit(item)
         elif isinstance(value, click.Command):
             return  # another command (a group's): not what this one runs
+        elif isinstance(value, functools.partial):
+            visit(value.func)
+            visit((value.args, value.keywords))
+        elif isinstance(value, types.MethodType):
+            visit(value.__func__)
+            visit(value.__self__)
         else:
             owner = value if isinstance(value, type | types.FunctionType) else type(value)
             found.add(getattr(owner, "__module__", ""))
@@ -202,7 +219,7 @@ def callback_modules(func: Callable[..., Any]) -> set[str]:
                 for f in fields(value):
                     visit(getattr(value, f.name))
 
-    visit_function(func)
+    visit(func)
     return {m for m in found if m in module_files()}
 
 

@@ -8,9 +8,11 @@ listed file it never runs reruns it for nothing. What a command runs is read fro
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import shlex
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,14 @@ import pytest
 import yaml
 
 from pipeline.profile_pipelines import GENERATED, profile_dvc_yaml
-from tests.import_closure import PACKAGE, REPO, command_files, imports_in, module_imports
+from tests.import_closure import (
+    PACKAGE,
+    REPO,
+    callback_modules,
+    command_files,
+    imports_in,
+    module_imports,
+)
 
 DVC_FILES = [REPO / "dvc.yaml", *sorted((REPO / "profiles").glob("*/dvc.yaml"))]
 REGENERATE = "gnm data profiles --write"
@@ -158,4 +167,40 @@ def later():
         "pipeline.stages.meter",
         "pipeline.stages",
         "pipeline.readers.abc",
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """A stage registry entry, as a command generated from it holds one."""
+
+    config: type
+    run: Callable[..., Any]
+
+
+def _helper() -> None:
+    from pipeline import shingles  # a lazy import, reached through the command's helper
+
+    assert shingles
+
+
+def _generated(entry: _Entry) -> click.Command:
+    @click.command()
+    def command() -> None:
+        _helper()
+        entry.run(entry.config())
+
+    return command
+
+
+def test_a_generated_command_runs_what_its_registry_entry_names() -> None:
+    from pipeline.music.quantize import QuantizeConfig
+    from pipeline.stages import quantize
+
+    callback = _generated(_Entry(QuantizeConfig, quantize.run)).callback
+    assert callback is not None
+    assert callback_modules(callback) == {
+        "pipeline.music.quantize",
+        "pipeline.stages.quantize",
+        "pipeline.shingles",
     }
