@@ -3,7 +3,8 @@
 Every section is parsed the same way, from the dataclass itself: its fields are the keys the
 section may hold (any other key is refused by name), a key's value is checked against the
 field's annotation (bool, int, float, str, Literal choices, `X | None`, `tuple[X, ...]` from a
-list, `Mapping[K, V]`), and a key that is missing keeps the field's default. A field whose
+list, `Mapping[K, V]`), and a key that is missing keeps the field's default (a field without
+one is a required key). A field whose
 params.yaml form differs from its Python form names a hook in its metadata (`parsed_by`): the
 hook turns the key's value into one or more fields (meter's `rules` table fills `rules` and
 `pairs`); a field filled that way is marked `set_by` and is no key of its own. Range and
@@ -36,9 +37,10 @@ def parsed_by(hook: Hook) -> dict[str, Hook]:
     return {_HOOK: hook}
 
 
-def set_by(key: str) -> dict[str, str]:
-    """Field metadata: this field is filled by `key`'s hook and is not a params.yaml key."""
-    return {_SET_BY: key}
+def set_by(source: str) -> dict[str, str]:
+    """Field metadata: this field is no params.yaml key; `source` fills it (the key whose hook
+    sets it, or a caller's `fixed` value such as a name taken from the enclosing key)."""
+    return {_SET_BY: source}
 
 
 def section_keys(cls: type) -> tuple[str, ...]:
@@ -68,6 +70,9 @@ def parse_section(cls: type[T], data: Mapping[str, Any], **fixed: Any) -> T:
             f"unknown parameters: {', '.join(sorted(unknown))} (known: {', '.join(keys)})"
         )
     by_name = {f.name: f for f in dataclasses.fields(cls)}
+    missing = [k for k in keys if k not in data and k not in fixed and _required(by_name[k])]
+    if missing:
+        raise ValueError(f"missing parameters: {', '.join(missing)}")
     hints = get_type_hints(cls)
     values: dict[str, Any] = dict(fixed)
     for key, raw in data.items():
@@ -77,6 +82,10 @@ def parse_section(cls: type[T], data: Mapping[str, Any], **fixed: Any) -> T:
         else:
             values[key] = checked(raw, hints[key], key)
     return cls(**values)
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 def checked(value: Any, annotation: Any, name: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.config_section import parse_section
+from pipeline.config_section import parse_section, parsed_by, set_by
 from pipeline.config_yaml import load_config, parse_config
 from pipeline.errors import GnmError
 from pipeline.music.meter import MeterConfig
@@ -34,46 +34,44 @@ class ParamsError(GnmError):
 PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
+def _corpora(raw: object) -> dict[str, Any]:
+    """The `corpora` and `everything` fields of a profile's `corpora` key: `all`, a list of
+    declaration names, or a mapping of names to a positive file count (or null)."""
+    if raw == "all":
+        return {"corpora": {}, "everything": True}
+    if isinstance(raw, list) and all(isinstance(c, str) for c in raw):
+        return {"corpora": dict.fromkeys(raw)}
+    if isinstance(raw, dict) and all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
+        for v in raw.values()
+    ):
+        return {"corpora": dict(raw)}
+    raise ValueError(
+        "corpora must be `all`, a list of declaration names, or a mapping of names to a "
+        "positive file count (or null)"
+    )
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named selection of corpora to build: all declared, or named ones with optional file caps.
 
     `corpora` maps a declaration name to the number of its files to take (the first ones in
     sorted order) or None for all of them; `everything` means every declaration in the folder.
+    In params.yaml (`profiles.<name>`) both are the one key `corpora`, which a profile must have.
     """
 
-    name: str
-    corpora: Mapping[str, int | None] = field(default_factory=dict)
-    everything: bool = False
+    name: str = field(metadata=set_by("the profile's own key"))
+    corpora: Mapping[str, int | None] = field(metadata=parsed_by(_corpora))
+    everything: bool = field(default=False, metadata=set_by("corpora"))
     description: str = field(default="", compare=False)  # what it is for; not part of a build
 
-    @classmethod
-    def from_params(cls, name: str, data: Mapping[str, Any]) -> Profile:
-        """Parse `profiles.<name>` (corpora: all | [names] | {name: max files or null})."""
-        if not isinstance(name, str) or not PROFILE_NAME.fullmatch(name):
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not PROFILE_NAME.fullmatch(self.name):
             raise ValueError(
                 "a profile name is a folder name (data/<name>/, profiles/<name>/): lower-case "
                 "letters, digits, '-' and '_', starting with a letter or digit"
             )
-        unknown = set(data) - {"corpora", "description"}
-        if unknown:
-            raise ValueError(f"unknown profile keys: {', '.join(sorted(unknown))}")
-        description = data.get("description", "")
-        if not isinstance(description, str):
-            raise ValueError("description must be text")
-        corpora = data.get("corpora")
-        if corpora == "all":
-            return cls(name, {}, True, description)
-        if isinstance(corpora, list) and all(isinstance(c, str) for c in corpora):
-            return cls(name, {c: None for c in corpora}, description=description)
-        if isinstance(corpora, dict) and all(
-            v is None or (isinstance(v, int) and v > 0) for v in corpora.values()
-        ):
-            return cls(name, dict(corpora), description=description)
-        raise ValueError(
-            "corpora must be `all`, a list of declaration names, or a mapping of names to a "
-            "positive file count (or null)"
-        )
 
 
 DEFAULT_PROFILES: Mapping[str, Profile] = {
@@ -202,7 +200,7 @@ def _profiles(data: Mapping[str, Any]) -> dict[str, Profile]:
         if not isinstance(body, dict):
             raise ValueError(f"profile {name!r} must be a mapping")
         try:
-            out[name] = Profile.from_params(name, body)
+            out[name] = parse_section(Profile, body, name=name)
         except ValueError as exc:
             raise ValueError(f"profile {name!r}: {exc}") from None
     return out

@@ -11,7 +11,7 @@ import yaml
 
 from pipeline.config_section import key_fields, section_keys
 from pipeline.music.meter import MeterConfig
-from pipeline.params import PROFILES, SECTIONS, Params, ParamsError, load_params
+from pipeline.params import PROFILES, SECTIONS, Params, ParamsError, Profile, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,6 +116,12 @@ def test_every_changed_key_arrives_in_one_file(tmp_path: Path) -> None:
         ("vocab: {tempo_bins: [60, fast]}", "tempo_bins\\[1\\] must be an integer"),
         ("shard: {splits: [0.9, 0.1]}", "splits must be a mapping"),
         ("shard: {splits: {train: most}}", "splits.train must be a number"),
+        ("profiles: {Mine: {corpora: all}}", "profile 'Mine': a profile name is a folder name"),
+        ("profiles: {mine: {description: x}}", "profile 'mine': missing parameters: corpora"),
+        ("profiles: {mine: {corpora: all, name: x}}", "unknown parameters: name \\(known: corpora"),
+        ("profiles: {mine: {corpora: {a: 0}}}", "corpora must be `all`, a list"),
+        ("profiles: {mine: {corpora: some}}", "corpora must be `all`, a list"),
+        ("profiles: {mine: {corpora: all, description: 3}}", "description must be text"),
         ("quantize: {resolution: 24}", "must equal vocab.resolution"),
         ("vocab: {resolution: 9}", "section 'vocab'"),
         ("vocab: [1, 2]", "section 'vocab' must be a mapping"),
@@ -140,3 +146,19 @@ def test_a_declared_rule_extends_the_table(tmp_path: Path) -> None:
     params = load_params(path)
     assert params.meter.rules == {"10/8": ("6/8", "2/4")} and params.vocab.resolution == 24
     assert params.meter != MeterConfig()
+
+
+def test_profiles_arrive_in_each_of_their_forms(tmp_path: Path) -> None:
+    text = (
+        "profiles:\n  a: {corpora: all, description: everything}\n  b: {corpora: [x, y]}\n"
+        "  c: {corpora: {x: 3, y: null}}\n"
+    )
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    profiles = load_params(path).profiles
+    assert profiles == {
+        "a": Profile("a", {}, everything=True),
+        "b": Profile("b", {"x": None, "y": None}),
+        "c": Profile("c", {"x": 3, "y": None}),
+    }
+    assert profiles["a"].description == "everything"
