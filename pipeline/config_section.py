@@ -4,11 +4,11 @@ Every section is parsed the same way, from the dataclass itself: its fields are 
 section may hold (any other key is refused by name), a key's value is checked against the
 field's annotation (bool, int, float, str, Literal choices, `X | None`, `tuple[X, ...]` from a
 list, `Mapping[K, V]`), and a key that is missing keeps the field's default (a field without
-one is a required key). A field whose
-params.yaml form differs from its Python form names a hook in its metadata (`parsed_by`): the
-hook turns the key's value into one or more fields (meter's `rules` table fills `rules` and
-`pairs`); a field filled that way is marked `set_by` and is no key of its own. Range and
-consistency checks stay in each dataclass's `__post_init__`.
+one is a required key). A field whose params.yaml form differs from its Python form names a
+hook in its metadata (`parsed_by`): the hook turns the key's value into one or more fields
+(meter's `rules` table fills `rules` and `pairs`); a field filled that way is marked `set_by`
+and is no key of its own. Range and consistency checks stay in each dataclass's
+`__post_init__`.
 
 This module imports no stage, so that a config class's own module (the tokenizer's vocabulary,
 say) can use it without loading the others.
@@ -28,7 +28,7 @@ T = TypeVar("T", bound="DataclassInstance")
 Hook = Callable[[Any], Mapping[str, Any]]
 
 _HOOK = "params_hook"  # field metadata: the hook that parses this key
-_SET_BY = "params_set_by"  # field metadata: the key whose hook fills this field
+_SET_BY = "params_set_by"  # field metadata: not a key; what fills it instead
 
 
 def parsed_by(hook: Hook) -> dict[str, Hook]:

@@ -102,8 +102,9 @@ DEFAULT_PROFILES: Mapping[str, Profile] = {
 
 
 # The sections of params.yaml and the config class each one is parsed into, in pipeline order.
-# The one place that pairs them: `Params` below has an attribute per section, and a section's
-# keys, types and defaults are its class's fields (parsed by `config_section.parse_section`).
+# The one place that pairs them (the stage registry is to provide it once there is one):
+# `Params` below has an attribute per section (tests/test_params.py checks they agree), and a
+# section's keys, types and defaults are its class's fields (`config_section.parse_section`).
 SECTIONS: Mapping[str, type] = {
     "ingest": IngestConfig,
     "dedupe": DedupeConfig,
