@@ -20,6 +20,7 @@ from pipeline.corpora import (
     validate_folder,
 )
 from pipeline.errors import GnmError
+from pipeline.io.score_store import count_scores, iter_scores
 from pipeline.ledger import (
     KINDS,
     STAGE_ORDER,
@@ -29,7 +30,6 @@ from pipeline.ledger import (
     write_ledger,
 )
 from pipeline.params import Params, Profile, load_params
-from pipeline.score_store import count_scores, iter_scores
 from pipeline.stages import ingest as ingest_stage
 
 CORPORA_OPTION = click.option(

@@ -21,10 +21,10 @@ import pyarrow.parquet as pq
 
 from pipeline.cli_common import PARAMS_OPTION, progress
 from pipeline.errors import GnmError
+from pipeline.io.score_store import ScoreWriter, count_scores, iter_scores
 from pipeline.ledger import Decision, read_decisions, write_decisions
 from pipeline.params import load_params
 from pipeline.score import Score
-from pipeline.score_store import ScoreWriter, count_scores, iter_scores
 from pipeline.stages import meter as meter_stage
 from pipeline.stages import quantize as quantize_stage
 from pipeline.stages import shard as shard_stage

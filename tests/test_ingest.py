@@ -9,10 +9,10 @@ import pytest
 
 from pipeline.corpora import CorpusDecl, load_declaration
 from pipeline.errors import GnmError
+from pipeline.io.score_store import iter_scores
 from pipeline.ledger import merge, summary
 from pipeline.readers import ItemFailure, read_items
 from pipeline.score import Score
-from pipeline.score_store import iter_scores
 from pipeline.stages import ingest, ingest_cache, ingest_read
 from pipeline.stages.ingest import IngestConfig
 from tests.conftest import REPO, TEST_DATA, m21_path

@@ -37,6 +37,7 @@ import pyarrow as pa
 from pipeline.corpora import CorpusDecl, SourceFile
 from pipeline.errors import GnmError
 from pipeline.executor import Limits, Outcome, iter_items
+from pipeline.io.score_store import ScoreWriter
 from pipeline.ledger import (
     ACCEPTED,
     Decision,
@@ -53,7 +54,6 @@ from pipeline.readers import (
 from pipeline.readers.parser_messages import PARSER_WARNINGS, FileMessages
 from pipeline.readers.voices import VoiceGroup
 from pipeline.score import Score, ScoreMeta
-from pipeline.score_store import ScoreWriter
 from pipeline.source_files import (
     NOT_A_REGULAR_FILE,
     os_problem,

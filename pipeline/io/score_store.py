@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import GnmError
+from pipeline.io.score_io import NOTES_SCHEMA, fraction, notes_table, score_from_dict, score_to_dict
 from pipeline.score import Note, Score
-from pipeline.score_io import NOTES_SCHEMA, fraction, notes_table, score_from_dict, score_to_dict
 
 PIECES_FILE = "pieces.parquet"
 NOTES_FILE = "notes.parquet"
