@@ -135,7 +135,7 @@ def pretrain(shards_dir: Path, preset: str, **kw: Any) -> None:
     """
     from gnm_model.config import preset as get_preset
     from gnm_model.train import train as run_training
-    from pipeline.stages.shard import open_shards
+    from pipeline.io.shards import open_shards
 
     shards = open_shards(shards_dir)
     summary = run_training(kw["out_dir"], get_preset(preset), shards, _train_config(kw), "pretrain",
@@ -165,7 +165,7 @@ def finetune(from_run: Path, shards_dir: Path, composers: str, mode: str, **kw: 
     """
     from gnm_model import checkpoint as ckpt
     from gnm_model.train import train as run_training
-    from pipeline.stages.shard import open_shards
+    from pipeline.io.shards import open_shards
 
     shards = open_shards(shards_dir)
     run_vocab = ckpt.run_vocab(from_run)
@@ -343,7 +343,7 @@ def evaluate(run_dir: Path, samples_dir: Path, out_dir: Path, shards_dir: Path, 
     from gnm_model import checkpoint as ckpt
     from gnm_model.render import RenderError, find_soundfont
     from gnm_model.report import evaluate_samples, load_samples
-    from pipeline.stages.shard import open_shards
+    from pipeline.io.shards import open_shards
     from pipeline.tokenizer import Tokenizer
 
     vocab = ckpt.run_vocab(run_dir)

@@ -34,7 +34,7 @@ from gnm_model.data import TokenSplit
 from gnm_model.memorisation import TrainingIndex
 from pipeline.cli_common import progress, tracked
 from pipeline.errors import GnmError
-from pipeline.stages.shard import ShardSet
+from pipeline.io.shards import ShardSet
 from pipeline.tokenizer import Tokenizer
 
 SCORE_SUFFIXES = (".mid", ".midi", ".musicxml", ".xml", ".mxl", ".krn", ".abc")

@@ -18,7 +18,7 @@ from pipeline import __version__
 from pipeline.cli_common import PARAMS_OPTION, tracked
 from pipeline.cli_limits import cli_limits, limit_options, run_limited
 from pipeline.errors import GnmError, TokenizeError
-from pipeline.ledger import write_text_atomic
+from pipeline.io.atomic import write_text_atomic
 from pipeline.params import Params, load_params
 from pipeline.readers import READER_KINDS, SUPPORTED_EXTENSIONS, ItemFailure, ReaderKind, read_items
 from pipeline.score import Score

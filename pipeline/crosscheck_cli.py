@@ -23,7 +23,7 @@ from pipeline.data_cli import (
     profile_files,
 )
 from pipeline.errors import GnmError
-from pipeline.ledger import write_text_atomic
+from pipeline.io.atomic import write_text_atomic
 from pipeline.params import load_params
 from pipeline.tokenizer import Tokenizer, Vocab
 

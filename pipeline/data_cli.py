@@ -362,7 +362,8 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
 
     import pyarrow as pa
 
-    from pipeline.ledger import write_decisions, write_table_atomic
+    from pipeline.io.atomic import write_table_atomic
+    from pipeline.ledger import write_decisions
     from pipeline.stages import dedupe as dedupe_stage
 
     params = load_params(params_path)

@@ -12,9 +12,9 @@ from pipeline.cli_common import BUILT_PROFILE_OPTION, PARAMS_OPTION
 from pipeline.cli_limits import cli_limits, limit_options, run_limited
 from pipeline.errors import GnmError
 from pipeline.inspect_losses import header_lines, losses, piece_report
+from pipeline.io.shards import ShardSet, open_shards
 from pipeline.ledger import STAGE_ORDER
 from pipeline.params import load_params
-from pipeline.stages import shard as shard_stage
 from pipeline.stages import stats as stats_stage
 
 SHARDS_OPTION = click.option(
@@ -82,7 +82,7 @@ def stats(
       gnm data stats --json > stats.json
     """
     shards_dir = shards_of(profile, shards_dir)
-    shards = shard_stage.open_shards(shards_dir)
+    shards = open_shards(shards_dir)
     if not shards.index["shards"]:
         raise GnmError(f"{shards_dir}: the index lists no shards (every item was rejected?)")
     result = stats_stage.compute(shards)
@@ -132,7 +132,7 @@ def ledger_trail(stages_dir: Path, item_id: str) -> list[dict[str, Any]]:
     return trail
 
 
-def find_row(shards: shard_stage.ShardSet, item_id: str) -> dict[str, Any] | None:
+def find_row(shards: ShardSet, item_id: str) -> dict[str, Any] | None:
     """The shard row of `item_id`, with the shard file it lives in, or None."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -151,7 +151,7 @@ _IN_LOSS_LINES = {"notes", "source_notes", "notes_moved", "moved_tuplet", "moved
                   "grace_dropped", "durations_clipped"}  # fmt: skip
 
 
-def _suggest(shards: shard_stage.ShardSet, item_id: str) -> list[str]:
+def _suggest(shards: ShardSet, item_id: str) -> list[str]:
     import polars as pl
 
     frame = pl.concat([pl.read_parquet(f, columns=["id"]) for f in shards.files()])
@@ -209,7 +209,7 @@ def inspect(
       gnm data inspect m21-mozart/mozart/k458/movement3.mxl --bars 4 -o k458.mid
     """
     shards_dir = shards_of(profile, shards_dir)
-    shards = shard_stage.open_shards(shards_dir)
+    shards = open_shards(shards_dir)
     stages_dir = stages_dir or shards_dir.parent
     trail = ledger_trail(stages_dir, item_id)
     row = find_row(shards, item_id)

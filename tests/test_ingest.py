@@ -361,7 +361,7 @@ def test_two_children_storing_one_cache_entry_at_once_both_succeed(tmp_path: Pat
     """Exact duplicates in two corpora share a cache entry, and each child stores its own."""
     import multiprocessing
 
-    from pipeline.ledger import write_text_atomic
+    from pipeline.io.atomic import write_text_atomic
 
     target = tmp_path / "entry.json"
 

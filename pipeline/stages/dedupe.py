@@ -35,7 +35,8 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.containment_join import containment, containment_pairs
-from pipeline.ledger import Decision, duplicate_of, write_table_atomic
+from pipeline.io.atomic import write_table_atomic
+from pipeline.ledger import Decision, duplicate_of
 from pipeline.score import Score
 from pipeline.shingles import part_shingles, whole_shingles
 
