@@ -23,13 +23,13 @@ from pipeline.errors import GnmError
 from pipeline.io.score_store import count_scores, iter_scores
 from pipeline.ledger import (
     KINDS,
-    STAGE_ORDER,
     merge,
     read_decisions,
     reader_fallbacks,
     write_ledger,
 )
 from pipeline.params import Params, Profile, load_params
+from pipeline.stages import DECIDING
 from pipeline.stages import ingest as ingest_stage
 
 CORPORA_OPTION = click.option(
@@ -297,50 +297,6 @@ def ingest(
         click.echo(f"  reader_fallback:{what}: {count}")
     if warned := result.warnings.line():  # each item's count is in its ledger detail
         click.echo(f"  {warned}")
-
-
-@data.command()
-@CORPORA_OPTION
-@INGEST_DIR_OPTION
-@out_option("data/verify")
-@PARAMS_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def verify(
-    corpora_dir: Path, ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bool
-) -> None:
-    """Check every ingested score (notes, length, pitch range, tempo, composer label, meters).
-
-    \b
-    Example:
-      gnm data verify --ingest data/ingest --out data/verify
-    """
-    from collections import Counter
-
-    from pipeline.corpora import known_composers
-    from pipeline.ledger import write_decisions
-    from pipeline.stages import verify as verify_stage
-
-    params = load_params(params_path)
-    total = _count_ingested(ingest_dir)
-    known = known_composers(load_declarations(corpora_dir))
-    with progress(total, "verify") as advance:
-        decisions = verify_stage.run_items(
-            iter_scores(ingest_dir), params.verify, params.meter, known, advance
-        )
-    write_decisions(decisions, out_dir / "decisions.parquet")
-    reasons = Counter(d.status.split(":", 1)[1] for d in decisions)
-    info: dict[str, Any] = {
-        "items": total,
-        "quarantined": len(decisions),
-        "reasons": dict(sorted(reasons.items())),
-        "out": str(out_dir),
-    }
-    if as_json:
-        click.echo(json.dumps(info, indent=1))
-        return
-    click.echo(f"verify: {total} items, {len(decisions)} quarantined; wrote {out_dir}")
-    for reason, count in info["reasons"].items():
-        click.echo(f"  quarantined:{reason}: {count}")
 
 
 @data.command()
@@ -655,9 +611,7 @@ def ledger(
     """
     stages_dir = stages_dir if stages_dir is not None else Path("data") / profile
     reports_dir = reports_dir if reports_dir is not None else Path("reports") / profile
-    stages = [
-        stage for stage in STAGE_ORDER if (stages_dir / stage / "decisions.parquet").is_file()
-    ]
+    stages = [stage for stage in DECIDING if (stages_dir / stage / "decisions.parquet").is_file()]
     if "ingest" not in stages:
         raise GnmError(
             f"{stages_dir / 'ingest' / 'decisions.parquet'}: missing (run `gnm data ingest` first)"

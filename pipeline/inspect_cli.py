@@ -13,8 +13,8 @@ from pipeline.cli_limits import cli_limits, limit_options, run_limited
 from pipeline.errors import GnmError
 from pipeline.inspect_losses import header_lines, losses, piece_report
 from pipeline.io.shards import ShardSet, open_shards
-from pipeline.ledger import STAGE_ORDER
 from pipeline.params import load_params
+from pipeline.stages import DECIDING
 from pipeline.stages import stats as stats_stage
 
 SHARDS_OPTION = click.option(
@@ -114,7 +114,7 @@ def ledger_trail(stages_dir: Path, item_id: str) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     trail = []
-    for stage in STAGE_ORDER:
+    for stage in DECIDING:
         path = stages_dir / stage / "decisions.parquet"
         if not path.is_file():
             continue

@@ -38,8 +38,6 @@ DECISIONS_SCHEMA = pa.schema(
 
 ACCEPTED = "accepted"
 FALLBACK_PREFIX = "reader_fallback:"  # in an ingest detail: the reference reader read this item
-# The stages that decide about items, in the order `merge` applies their decisions.
-STAGE_ORDER = ("ingest", "dedupe", "verify", "meter", "quantize", "tokenize")
 # What `Decision.kind` can be, in the order summaries list them.
 KINDS = ("accepted", "duplicate", "merged", "quarantined")
 _KIND_OF_PREFIX = {"duplicate_of": "duplicate", "merged_into": "merged"}

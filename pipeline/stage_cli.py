@@ -1,35 +1,31 @@
-"""`gnm data meter|quantize|tokenize|shard`: the stages after verify, one folder in, one out.
+"""`gnm data verify|meter|quantize|tokenize|…`: one command per per-item stage, generated from
+`STAGES`, and `gnm data shard`.
 
-Each command streams its input folder a batch of scores at a time (see `score_store`), so memory
-stays flat as the corpus grows, and writes its outputs atomically. The meter stage takes only the
-items that ingest, dedupe and verify accepted; every later rejection is a decision in the
-stage's own `decisions.parquet`, so the ledger still accounts for every input.
+A generated command has an option per input of its stage (`--<input>`, default `data/<input>`),
+`--out`, `--params`, `--json`, and `--scheduler`/`--workers` for the executor; its body loads the
+stage's params.yaml sections, runs `stages.base.run_item_stage` under a progress bar and prints
+the stage's summary.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import click
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.cli_common import PARAMS_OPTION, progress
+from pipeline.config_yaml import load_config
 from pipeline.errors import GnmError
-from pipeline.io.score_store import ScoreWriter, count_scores, iter_scores
-from pipeline.ledger import Decision, read_decisions, write_decisions
-from pipeline.params import load_params
-from pipeline.score import Score
-from pipeline.stages import meter as meter_stage
-from pipeline.stages import quantize as quantize_stage
+from pipeline.io.score_store import count_scores
+from pipeline.params import ParamsError, load_params
+from pipeline.stages import BY_NAME, STAGES
 from pipeline.stages import shard as shard_stage
-from pipeline.stages import tokenize as tokenize_stage
-from pipeline.stages.ingest import PIECES_SCHEMA
+from pipeline.stages.base import Stage, pieces_schema, run_item_stage
 
 
 def _dir_option(name: str, default: str, help_text: str) -> Any:
@@ -43,189 +39,68 @@ def _dir_option(name: str, default: str, help_text: str) -> Any:
     )
 
 
-def _rejected(decision_files: Iterable[Path]) -> set[str]:
-    """Ids that any of these stages did not accept."""
-    out: set[str] = set()
-    for path in decision_files:
-        if not path.is_file():
-            raise GnmError(f"{path}: missing (run the stage that writes it first)")
-        out.update(d.id for d in read_decisions(path) if d.kind != "accepted")
-    return out
-
-
 def _echo(as_json: bool, info: dict[str, Any], line: str) -> None:
     click.echo(json.dumps(info, indent=1) if as_json else line)
 
 
-def _split(
-    results: Iterable[tuple[dict[str, Any], Score] | Decision], decisions: list[Decision]
-) -> Iterator[tuple[dict[str, Any], Score]]:
-    """Pass scores on; collect decisions."""
-    for result in results:
-        if isinstance(result, Decision):
-            decisions.append(result)
-        else:
-            yield result
+def stage_configs(spec: Stage, params_path: str | None) -> dict[str, Any]:
+    """The configs of the params.yaml sections `spec` reads (section name -> config).
 
-
-def _with_progress(
-    items: Iterator[tuple[dict[str, Any], Score]], advance: Any
-) -> Iterator[tuple[dict[str, Any], Score]]:
-    for item in items:
-        yield item
-        advance(1)
-
-
-@click.command("meter")
-@_dir_option("ingest", "data/ingest", "The ingest stage's output folder.")
-@_dir_option("dedupe", "data/dedupe", "The dedupe stage's output folder.")
-@_dir_option("verify", "data/verify", "The verify stage's output folder.")
-@_dir_option("out", "data/meter", "Output folder of this stage.")
-@PARAMS_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def meter(
-    ingest_dir: Path,
-    dedupe_dir: Path,
-    verify_dir: Path,
-    out_dir: Path,
-    params_path: str | None,
-    as_json: bool,
-) -> None:
-    """Normalise the meters of every accepted, non-duplicate score (5/4 -> 2/4 + 3/4, ...).
-
-    \b
-    Example:
-      gnm data meter --ingest data/ingest --dedupe data/dedupe --verify data/verify --out data/meter
+    A section `Params` does not hold yet (a newly added stage's) is read from the file and
+    built with the stage's config class; a missing one is that class's defaults.
     """
     params = load_params(params_path)
-    skip = _rejected(
-        [
-            ingest_dir / "decisions.parquet",
-            dedupe_dir / "decisions.parquet",
-            verify_dir / "decisions.parquet",
-        ]
-    )
-    v = params.verify
-    fold = (v.pitch_min, v.pitch_max) if v.pitch_policy == "fold" else None
-    schema = pa.schema([*PIECES_SCHEMA, *meter_stage.COLUMNS])
-    decisions: list[Decision] = []
-    total = count_scores(ingest_dir)
-    with progress(total, "meter") as advance, ScoreWriter(out_dir, schema) as writer:
-        items = (pair for pair in _with_progress(iter_scores(ingest_dir), advance))
-        accepted = ((row, s) for row, s in items if row["id"] not in skip)
-        for row, score in _split(meter_stage.run(accepted, params.meter, fold), decisions):
-            writer.write(row, score)
-    write_decisions(decisions, out_dir / "decisions.parquet")
-    info = {
-        "items": total,
-        "skipped": len(skip),
-        "normalised": writer.count,
-        "quarantined": len(decisions),
-    }
-    _echo(
-        as_json,
-        info,
-        f"meter: {writer.count} scores normalised ({len(skip)} not accepted earlier, "
-        f"{len(decisions)} quarantined); wrote {out_dir}",
+    out: dict[str, Any] = {}
+    raw: Mapping[str, Any] | None = None
+    for section, cls in spec.sections.items():
+        if hasattr(params, section):
+            out[section] = getattr(params, section)
+            continue
+        if raw is None:
+            raw = (load_config(params_path) or {}) if params_path else {}
+        body = raw.get(section) or {}
+        try:
+            out[section] = cls(**body)
+        except (TypeError, ValueError) as exc:
+            raise ParamsError(f"{params_path}: section '{section}': {exc}") from exc
+    return out
+
+
+def item_command(spec: Stage) -> click.Command:
+    """The command of the per-item stage `spec`."""
+    assert spec.item is not None
+    item_class = spec.item
+    doc = (item_class.__doc__ or "").split("\n\n")[0].strip()
+    example = " ".join(
+        f"--{i.name} {i.default}" for i in spec.inputs if i.default.startswith("data/")
     )
 
+    def command(out_dir: Path, params_path: str | None, as_json: bool, **dirs: Path) -> None:
+        inputs = {i.name: dirs[f"{i.name.replace('-', '_')}_dir"] for i in spec.inputs}
+        stage = item_class(stage_configs(spec, params_path), inputs)
+        schema = pieces_schema(spec.name, BY_NAME) if stage.writes == "scores" else None
 
-@click.command("quantize")
-@_dir_option("meter", "data/meter", "The meter stage's output folder.")
-@_dir_option("out", "data/quantize", "Output folder of this stage.")
-@PARAMS_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def quantize(meter_dir: Path, out_dir: Path, params_path: str | None, as_json: bool) -> None:
-    """Snap every normalised score to the grid; record per-piece error and its causes.
+        total = count_scores(inputs[spec.inputs[0].name])
+        with progress(total, spec.name) as advance:
+            tally = run_item_stage(spec, stage, inputs, out_dir, schema, advance)
+        info, lines, notes = stage.report(tally, out_dir)
+        if notes and not as_json:
+            for note in notes:
+                click.echo(note, err=True)
+        _echo(as_json, info, "\n".join(lines))
 
-    \b
-    Example:
-      gnm data quantize --meter data/meter --out data/quantize
-    """
-    params = load_params(params_path)
-    schema = pa.schema([*PIECES_SCHEMA, *meter_stage.COLUMNS, *quantize_stage.COLUMNS])
-    moved = notes = 0
-    total = count_scores(meter_dir)
-    with progress(total, "quantize") as advance, ScoreWriter(out_dir, schema) as writer:
-        items = _with_progress(iter_scores(meter_dir), advance)
-        for row, score in quantize_stage.run(items, params.quantize):
-            moved += row["notes_moved"]
-            notes += len(score.notes)
-            writer.write(row, score)
-    write_decisions([], out_dir / "decisions.parquet")  # quantising rejects nothing
-    share = moved / notes if notes else 0.0
-    info = {"scores": writer.count, "notes": notes, "notes_moved": moved, "share_moved": share,
-            "resolution": params.quantize.resolution}  # fmt: skip
-    _echo(
-        as_json,
-        info,
-        f"quantize: {writer.count} scores, {notes:,} notes, {moved:,} moved ({100 * share:.2f}%) "
-        f"at {params.quantize.resolution} per quarter; wrote {out_dir}",
+    command.__doc__ = (
+        f"{doc}\n\n\b\nExample:\n  gnm data {spec.name} {example} --out {spec.default_out}"
     )
-
-
-@click.command("tokenize")
-@_dir_option("quantize", "data/quantize", "The quantize stage's output folder.")
-@_dir_option("out", "data/tokenize", "Output folder of this stage.")
-@PARAMS_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def tokenize(quantize_dir: Path, out_dir: Path, params_path: str | None, as_json: bool) -> None:
-    """Encode every quantised score in Extended REMI: tokens.parquet, vocab.json, decisions.
-
-    \b
-    Example:
-      gnm data tokenize --quantize data/quantize --out data/tokenize
-    """
-    from pipeline.tokenizer import Tokenizer
-    from pipeline.tokenizer.vocab import Vocab
-
-    params = load_params(params_path)
-    vocab = Vocab(params.vocab)
-    tokenizer = Tokenizer(vocab)
-    decisions: list[Decision] = []
-    rows: list[dict[str, Any]] = []
-    tokens = 0
-    untokened: Counter[str] = Counter()  # composer labels without a Composer token
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".tokens.parquet.tmp"
-    total = count_scores(quantize_dir)
-    with (
-        progress(total, "tokenize") as advance,
-        pq.ParquetWriter(tmp, tokenize_stage.TOKENS_SCHEMA, compression="zstd") as writer,
-    ):
-        items = _with_progress(iter_scores(quantize_dir), advance)
-        for result in tokenize_stage.run_stage(items, tokenizer):
-            if isinstance(result, Decision):
-                decisions.append(result)
-                continue
-            rows.append(result)
-            tokens += result["token_count"]
-            if result["composer"] and result["composer_token"] == "Composer_None":
-                untokened[result["composer"]] += 1
-            if len(rows) >= 256:
-                writer.write_table(pa.Table.from_pylist(rows, schema=tokenize_stage.TOKENS_SCHEMA))
-                rows = []
-        if rows:
-            writer.write_table(pa.Table.from_pylist(rows, schema=tokenize_stage.TOKENS_SCHEMA))
-    tmp.replace(out_dir / "tokens.parquet")
-    vocab.save(out_dir / "vocab.json")
-    write_decisions(decisions, out_dir / "decisions.parquet")
-    if untokened and not as_json:
-        # A label without a token is legitimate (pre-training data); say so, never silently.
-        click.echo(
-            "note: composers without a Composer token (encoded as Composer_None, label kept in "
-            "the `composer` column; add them to vocab.composers for a token): "
-            + ", ".join(f"{name} ({n})" for name, n in untokened.most_common()),
-            err=True,
-        )
-    n = total - len(decisions)
-    info = {"pieces": n, "tokens": tokens, "quarantined": len(decisions), "vocab_hash": vocab.hash}
-    _echo(
-        as_json,
-        info,
-        f"tokenize: {n} pieces, {tokens:,} tokens ({len(decisions)} quarantined); vocabulary "
-        f"{len(vocab)} tokens, hash {vocab.hash[:12]}; wrote {out_dir}",
+    decorated: Callable[..., None] = command
+    decorated = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")(
+        decorated
     )
+    decorated = PARAMS_OPTION(decorated)
+    decorated = _dir_option("out", spec.default_out, "Output folder of this stage.")(decorated)
+    for given in reversed(spec.inputs):
+        decorated = _dir_option(given.name, given.default, given.help)(decorated)
+    return click.command(spec.name)(decorated)
 
 
 @click.command("shard")
@@ -273,4 +148,4 @@ def shard(
     )
 
 
-COMMANDS = (meter, quantize, tokenize, shard)
+COMMANDS = (*(item_command(spec) for spec in STAGES if spec.item is not None), shard)

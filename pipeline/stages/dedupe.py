@@ -39,6 +39,7 @@ from pipeline.io.atomic import write_table_atomic
 from pipeline.ledger import Decision, duplicate_of
 from pipeline.score import Score
 from pipeline.shingles import part_shingles, whole_shingles
+from pipeline.stages.base import Stage, stage_input
 
 STAGE = "dedupe"
 MATCHES_SCHEMA = pa.schema(
@@ -283,3 +284,11 @@ def run_items(
 def write_groups(groups: Sequence[Mapping[str, Any]], path: Any) -> None:
     """Write the item -> group table (the shard stage splits by group)."""
     write_table_atomic(pa.Table.from_pylist(list(groups), schema=GROUPS_SCHEMA), path)
+
+
+SPEC = Stage(
+    "dedupe",
+    sections={"dedupe": DedupeConfig},
+    inputs=(stage_input("ingest"),),
+    decides=True,  # duplicate_of:<id>; groups.parquet and matches.parquet beside
+)

@@ -60,6 +60,7 @@ from pipeline.source_files import (
     regular_file_sha256,
     valid_text,
 )
+from pipeline.stages.base import Input, Stage
 from pipeline.stages.ingest_cache import (
     StoreJob,
     cache_path,
@@ -467,3 +468,12 @@ def write_outputs(
                 writer.write(entry.row, entry.score)
     write_decisions(decisions, out_dir / "decisions.parquet")
     return decisions
+
+
+SPEC = Stage(
+    "ingest",
+    sections={"ingest": IngestConfig},
+    inputs=(Input("corpora", "corpora", "Folder of corpus declarations (*.yaml)."),),
+    columns=tuple(PIECES_SCHEMA),
+    decides=True,  # about every input: accepted, merged, or quarantined when unreadable
+)

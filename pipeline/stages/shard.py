@@ -41,6 +41,7 @@ from pipeline.io.shards import (
     VOCAB_FILE,
     validate_index,
 )
+from pipeline.stages.base import Stage, stage_input
 from pipeline.stages.dedupe import DedupeConfig
 from pipeline.stages.leaks import refuse_leaks, token_rows
 from pipeline.stages.tokenize import TOKENS_SCHEMA
@@ -214,3 +215,11 @@ def check_leaks(
     if on_rows and len(rows) % ROW_GROUP_ROWS:
         on_rows(len(rows) % ROW_GROUP_ROWS)
     refuse_leaks(rows, similarity, str(tokens_path))
+
+
+SPEC = Stage(
+    "shard",
+    sections={"shard": ShardConfig, "dedupe": DedupeConfig},
+    inputs=(stage_input("tokenize"), stage_input("dedupe", " (groups.parquet)")),
+    out="data/shards",
+)

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from pipeline.io.atomic import atomic_path, write_text_atomic
 from pipeline.io.shards import ShardSet
+from pipeline.stages.base import Input, Stage
 
 GROUPINGS = ("corpus", "genre", "composer", "split")
 STATS_FORMAT = "gnm-stats/1"
@@ -281,3 +282,6 @@ def table_rows(stats: Mapping[str, Any], by: str) -> tuple[list[str], list[list[
         for r in stats["by"][by]
     ]  # fmt: skip
     return header, rows
+
+
+SPEC = Stage("stats", inputs=(Input("shards", "data/shards", "Shard folder (with index.json)."),))
