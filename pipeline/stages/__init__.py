@@ -11,7 +11,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from pipeline.stages import dedupe, ingest, meter, quantize, shard, stats, tokenize, verify
+from pipeline.stages import (
+    dedupe,
+    ingest,
+    meter,
+    quality,
+    quantize,
+    shard,
+    stats,
+    tokenize,
+    verify,
+)
 from pipeline.stages.base import Input, Stage, stage_input
 
 LEDGER = Stage(
@@ -44,6 +54,7 @@ STAGES: tuple[Stage, ...] = link(
         verify.SPEC,
         meter.SPEC,
         quantize.SPEC,
+        quality.SPEC,
         tokenize.SPEC,
         shard.SPEC,
         stats.SPEC,
