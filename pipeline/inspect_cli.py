@@ -13,6 +13,7 @@ from pipeline.cli_limits import cli_limits, limit_options, run_limited
 from pipeline.errors import GnmError
 from pipeline.inspect_losses import header_lines, losses, piece_report
 from pipeline.io.shards import ShardSet, open_shards
+from pipeline.ledger import Decision
 from pipeline.params import load_params
 from pipeline.stages import DECIDING
 from pipeline.stages import stats as stats_stage
@@ -102,10 +103,40 @@ def stats(
         f"tokens per bar: mean {tpb.get('mean')}, median {tpb.get('p50')}, p99 {tpb.get('p99')}; "
         f"token types: {', '.join(f'{k} {v:,}' for k, v in result['token_types'].items())}"
     )
+    for line in rejection_lines(shards_dir.parent):
+        click.echo(line)
     header, rows = stats_stage.table_rows(result, by)
     click.echo(_table(header, rows))
     if write_dir is not None:
         click.echo(f"wrote {write_dir / 'stats.json'} and {write_dir / 'plots'}/*.png")
+
+
+def rejection_lines(stages_dir: Path) -> list[str]:
+    """What each deciding stage of the build in `stages_dir` kept out of the shards, by reason
+    (one line per stage that rejected anything; none when the stage folders are elsewhere)."""
+    from collections import Counter
+
+    from pipeline.ledger import read_decisions
+
+    lines = []
+    for stage in DECIDING:
+        path = stages_dir / stage / "decisions.parquet"
+        if not path.is_file():
+            continue
+        reasons = Counter(_reason_kind(d) for d in read_decisions(path) if d.kind != "accepted")
+        if reasons:
+            listed = ", ".join(f"{status} {n:,}" for status, n in sorted(reasons.items()))
+            lines.append(f"rejected by {stage}: {sum(reasons.values()):,} ({listed})")
+    return lines
+
+
+def _reason_kind(decision: Decision) -> str:
+    """`duplicate`, `merged`, or the quarantine reason without its figures (`meter:7/4` ->
+    `meter`, `quality:silence` kept)."""
+    if decision.kind != "quarantined":
+        return str(decision.kind)
+    parts = decision.status.split(":")[1:]
+    return ":".join(p for p in parts if not any(c.isdigit() for c in p)) or parts[0]
 
 
 def ledger_trail(stages_dir: Path, item_id: str) -> list[dict[str, Any]]:

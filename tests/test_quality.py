@@ -91,3 +91,12 @@ def test_silence_and_empty_bars_are_measured_over_the_bars() -> None:
 def test_a_threshold_out_of_range_is_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         QualityConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_gnm_data_stats_counts_what_quality_kept_out_of_the_shards(tmp_path: Path) -> None:
+    from pipeline.inspect_cli import rejection_lines
+
+    _run(tmp_path, STRICT)  # writes tmp_path/quality/decisions.parquet beside the store
+    assert rejection_lines(tmp_path) == [
+        "rejected by quality: 3 (quality:empty_bars 1, quality:notes_moved 1, quality:silence 1)"
+    ]
