@@ -10,8 +10,10 @@ the stage's summary.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,25 @@ import pyarrow.parquet as pq
 from pipeline.cli_common import PARAMS_OPTION, progress
 from pipeline.config_yaml import load_config
 from pipeline.errors import GnmError
+from pipeline.executor import map_partitioned
 from pipeline.io.score_store import count_scores
 from pipeline.params import ParamsError, load_params
 from pipeline.stages import BY_NAME, STAGES
 from pipeline.stages import shard as shard_stage
 from pipeline.stages.base import Stage, pieces_schema, run_item_stage
+
+# Where a per-item stage runs without --scheduler or $DASK_SCHEDULER_ADDRESS (see `bench`: on
+# a few cores the transforms are cheaper than shipping scores to worker processes).
+DEFAULT_SCHEDULER = "inline"
+SCHEDULER_OPTION = click.option(
+    "--scheduler",
+    default=None,
+    help="Dask scheduler address (tcp://host:port), 'local' for a local cluster, or 'inline'; "
+    f"default $DASK_SCHEDULER_ADDRESS, else {DEFAULT_SCHEDULER}.",
+)
+WORKERS_OPTION = click.option(
+    "--workers", type=int, default=None, help="Local cluster worker processes (default: cores)."
+)
 
 
 def _dir_option(name: str, default: str, help_text: str) -> Any:
@@ -75,14 +91,24 @@ def item_command(spec: Stage) -> click.Command:
         f"--{i.name} {i.default}" for i in spec.inputs if i.default.startswith("data/")
     )
 
-    def command(out_dir: Path, params_path: str | None, as_json: bool, **dirs: Path) -> None:
+    def command(
+        out_dir: Path,
+        params_path: str | None,
+        as_json: bool,
+        scheduler: str | None,
+        workers: int | None,
+        **dirs: Path,
+    ) -> None:
         inputs = {i.name: dirs[f"{i.name.replace('-', '_')}_dir"] for i in spec.inputs}
+        chosen = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or DEFAULT_SCHEDULER
+        where = None if chosen == "local" else chosen  # None: map_partitioned's local cluster
+        mapper = partial(map_partitioned, scheduler=where, workers=workers)
         stage = item_class(stage_configs(spec, params_path), inputs)
         schema = pieces_schema(spec.name, BY_NAME) if stage.writes == "scores" else None
 
         total = count_scores(inputs[spec.inputs[0].name])
         with progress(total, spec.name) as advance:
-            tally = run_item_stage(spec, stage, inputs, out_dir, schema, advance)
+            tally = run_item_stage(spec, stage, inputs, out_dir, schema, advance, mapper)
         info, lines, notes = stage.report(tally, out_dir)
         if notes and not as_json:
             for note in notes:
@@ -97,6 +123,8 @@ def item_command(spec: Stage) -> click.Command:
         decorated
     )
     decorated = PARAMS_OPTION(decorated)
+    decorated = WORKERS_OPTION(decorated)
+    decorated = SCHEDULER_OPTION(decorated)
     decorated = _dir_option("out", spec.default_out, "Output folder of this stage.")(decorated)
     for given in reversed(spec.inputs):
         decorated = _dir_option(given.name, given.default, given.help)(decorated)
