@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pipeline.cli import main
-from pipeline.cli_common import PARAMS_OPTION
-from pipeline.cli_limits import cli_limits, limit_options, run_limited
+from pipeline.cli.common import PARAMS_OPTION
+from pipeline.cli.limits import cli_limits, limit_options, run_limited
 from pipeline.params import load_params
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ def generate(
     import torch
 
     from gnm_model.generate import SampleConfig, Sampler
-    from pipeline.cli_common import tracked
+    from pipeline.cli.common import tracked
     from pipeline.tokenizer import Tokenizer
     from pipeline.writers import write_score
 

@@ -173,7 +173,7 @@ def render(source: Path, out_dir: Path, soundfont: Path, limits: Limits | None =
     if limits is None:
         done = engrave(source, out_dir)
     else:
-        from pipeline.cli_limits import run_limited
+        from pipeline.cli.limits import run_limited
 
         written = [p for p in engraved_paths(source, out_dir) if p != source]
         done = run_limited(partial(engrave, out_dir=out_dir), source, limits, source, written)

@@ -32,7 +32,7 @@ from gnm_model import metrics as M
 from gnm_model.classifier import ClassifierConfig, ComposerClassifier, cross_validate, load_pieces
 from gnm_model.data import TokenSplit
 from gnm_model.memorisation import TrainingIndex
-from pipeline.cli_common import progress, tracked
+from pipeline.cli.common import progress, tracked
 from pipeline.errors import GnmError
 from pipeline.io.shards import ShardSet
 from pipeline.tokenizer import Tokenizer

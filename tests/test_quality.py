@@ -10,7 +10,7 @@ import pytest
 from pipeline.io.score_store import ScoreWriter
 from pipeline.ledger import Decision, merge, summary, write_decisions
 from pipeline.score import Meter, Note, Score, ScoreMeta, bars_from_meters
-from pipeline.stage_cli import stage_configs
+from pipeline.cli.stages import stage_configs
 from pipeline.stages import BY_NAME
 from pipeline.stages.base import pieces_schema, run_item_stage
 from pipeline.stages.quality import QualityConfig, QualityStage, empty_bars, longest_silence
@@ -94,7 +94,7 @@ def test_a_threshold_out_of_range_is_refused(bad: dict[str, float]) -> None:
 
 
 def test_gnm_data_stats_counts_what_quality_kept_out_of_the_shards(tmp_path: Path) -> None:
-    from pipeline.inspect_cli import rejection_lines
+    from pipeline.cli.inspect import rejection_lines
 
     _run(tmp_path, STRICT)  # writes tmp_path/quality/decisions.parquet beside the store
     assert rejection_lines(tmp_path) == [

@@ -1,4 +1,5 @@
-"""`gnm data ...`: thin commands over the corpus declarations and the data stages."""
+"""`gnm data validate|ingest|dedupe|synth|add-corpus|grid-report|ledger`: the commands over
+the corpus declarations and the whole-set stages."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli_common import BUILT_PROFILE_OPTION, PARAMS_OPTION, progress
+from pipeline.cli.common import BUILT_PROFILE_OPTION, PARAMS_OPTION, progress
 from pipeline.corpora import (
     CorpusDecl,
     SourceFile,
@@ -76,24 +77,12 @@ def _count_ingested(ingest_dir: Path) -> int:
     return count_scores(ingest_dir)
 
 
-@click.group()
-def data() -> None:
-    """Build and inspect the dataset: declarations, ingest, ledger.
-
-    \b
-    Example:
-      gnm data validate
-      gnm data ingest --corpus m21-bach --out data/ingest
-      gnm data ledger --json
-    """
-
-
 def _data_root(option: str | None, params: Params) -> Path | None:
     # The CLI is the one place that reads the environment (STYLE.md: config flows one way).
     return resolve_data_root(option, os.environ.get("GNM_DATA_ROOT"), params.ingest.data_root)
 
 
-@data.command()
+@click.command()
 @CORPORA_OPTION
 @DATA_ROOT_OPTION
 @PARAMS_OPTION
@@ -213,7 +202,7 @@ def _ingest_declared(
     return files, result
 
 
-@data.command()
+@click.command()
 @CORPORA_OPTION
 @CORPUS_NAMES_OPTION
 @PROFILE_OPTION
@@ -299,7 +288,7 @@ def ingest(
         click.echo(f"  {warned}")
 
 
-@data.command()
+@click.command()
 @INGEST_DIR_OPTION
 @out_option("data/dedupe")
 @PARAMS_OPTION
@@ -353,7 +342,7 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
     )
 
 
-@data.command()
+@click.command()
 @click.option("--pieces", type=click.IntRange(min=1), required=True, help="How many scores.")
 @click.option(
     "--out",
@@ -398,7 +387,7 @@ def synth(
     click.echo(synthetic.declaration("synthetic", folder.as_posix()), nl=False)
 
 
-@data.command("add-corpus")
+@click.command("add-corpus")
 @click.argument("name")
 @click.option(
     "--path",
@@ -492,7 +481,7 @@ def add_corpus(
         click.echo(line, err=True)
 
 
-@data.command("grid-report")
+@click.command("grid-report")
 @CORPORA_OPTION
 @CORPUS_NAMES_OPTION
 @SOURCE_PROFILE_OPTION
@@ -570,7 +559,7 @@ def grid_report(
     click.echo(f"share of note onsets off each grid; {len(files)} files in {seconds:.1f} s")
 
 
-@data.command()
+@click.command()
 @BUILT_PROFILE_OPTION
 @click.option(
     "--stages-dir",
@@ -647,3 +636,6 @@ def ledger(
         click.echo(f"  quarantined:{reason}: {count}")
     for what, count in info["reader_fallbacks"].items():
         click.echo(f"  reader_fallback:{what}: {count}")
+
+
+COMMANDS = (validate, ingest, dedupe, synth, add_corpus, grid_report, ledger)

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from pipeline.cli_common import BUILT_PROFILE_OPTION, PARAMS_OPTION
-from pipeline.cli_limits import cli_limits, limit_options, run_limited
+from pipeline.cli.common import BUILT_PROFILE_OPTION, PARAMS_OPTION
+from pipeline.cli.limits import cli_limits, limit_options, run_limited
 from pipeline.errors import GnmError
 from pipeline.inspect_losses import header_lines, losses, piece_report
 from pipeline.io.shards import ShardSet, open_shards

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_common import PARAMS_OPTION, progress
-from pipeline.crosscheck import VERDICTS, below_target, crosscheck
-from pipeline.data_cli import (
+from pipeline.cli.common import PARAMS_OPTION, progress
+from pipeline.cli.data import (
     CACHE_OPTION,
     CORPORA_OPTION,
     CORPUS_NAMES_OPTION,
@@ -22,6 +21,7 @@ from pipeline.data_cli import (
     chosen_profile,
     profile_files,
 )
+from pipeline.crosscheck import VERDICTS, below_target, crosscheck
 from pipeline.errors import GnmError
 from pipeline.io.atomic import write_text_atomic
 from pipeline.params import load_params

@@ -20,7 +20,7 @@ from typing import Any
 import click
 import pyarrow.parquet as pq
 
-from pipeline.cli_common import PARAMS_OPTION, progress
+from pipeline.cli.common import PARAMS_OPTION, progress
 from pipeline.config_yaml import load_config
 from pipeline.errors import GnmError
 from pipeline.executor import map_partitioned
