@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli.stages import stage_configs
 from pipeline.io.score_store import ScoreWriter
 from pipeline.ledger import Decision, merge, summary, write_decisions
 from pipeline.score import Meter, Note, Score, ScoreMeta, bars_from_meters
-from pipeline.cli.stages import stage_configs
 from pipeline.stages import BY_NAME
 from pipeline.stages.base import pieces_schema, run_item_stage
 from pipeline.stages.quality import QualityConfig, QualityStage, empty_bars, longest_silence
