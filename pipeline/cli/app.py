@@ -15,6 +15,7 @@ import click
 
 from pipeline import __version__
 from pipeline.build import build_command
+from pipeline.cli.corpora import COMMANDS as CORPUS_COMMANDS
 from pipeline.cli.crosscheck import COMMANDS as CROSSCHECK_COMMANDS
 from pipeline.cli.data import COMMANDS as DATA_COMMANDS
 from pipeline.cli.inspect import COMMANDS as INSPECT_COMMANDS
@@ -65,6 +66,7 @@ def data_group() -> None:
 for _command in TOKEN_COMMANDS:
     main.add_command(_command)
 for _command in (
+    *CORPUS_COMMANDS,
     *DATA_COMMANDS,
     *STAGE_COMMANDS,
     *INSPECT_COMMANDS,

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli.common import PARAMS_OPTION, progress
-from pipeline.cli.data import (
+from pipeline.cli.sources import (
     CACHE_OPTION,
     CORPORA_OPTION,
     CORPUS_NAMES_OPTION,
@@ -17,8 +17,8 @@ from pipeline.cli.data import (
     SCHEDULER_OPTION,
     SOURCE_PROFILE_OPTION,
     WORKERS_OPTION,
-    _data_root,
     chosen_profile,
+    data_root_of,
     profile_files,
 )
 from pipeline.crosscheck import VERDICTS, below_target, crosscheck
@@ -71,7 +71,7 @@ def crosscheck_command(
       gnm data crosscheck --corpus m21-folk --json
     """
     params = load_params(params_path)
-    root = _data_root(data_root, params)
+    root = data_root_of(data_root, params)
     profile = chosen_profile(params, profile_name, params_path) if not names else None
     decls, files = profile_files(corpora_dir, names, profile, root)
     if not files:

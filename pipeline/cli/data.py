@@ -1,24 +1,27 @@
-"""`gnm data validate|ingest|dedupe|synth|add-corpus|grid-report|ledger`: the commands over
-the corpus declarations and the whole-set stages."""
+"""`gnm data ingest|dedupe|grid-report|ledger`: the whole-set stages and the ledger."""
 
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from pipeline.cli.common import BUILT_PROFILE_OPTION, PARAMS_OPTION, progress
-from pipeline.corpora import (
-    CorpusDecl,
-    SourceFile,
-    load_declarations,
-    resolve_data_root,
-    validate_folder,
+from pipeline.cli.sources import (
+    CACHE_OPTION,
+    CORPORA_OPTION,
+    CORPUS_NAMES_OPTION,
+    DATA_ROOT_OPTION,
+    PROFILE_OPTION,
+    SCHEDULER_OPTION,
+    SOURCE_PROFILE_OPTION,
+    WORKERS_OPTION,
+    chosen_profile,
+    ingest_declared,
 )
 from pipeline.errors import GnmError
 from pipeline.io.score_store import count_scores, iter_scores
@@ -29,24 +32,9 @@ from pipeline.ledger import (
     reader_fallbacks,
     write_ledger,
 )
-from pipeline.params import Params, Profile, load_params
+from pipeline.params import load_params
 from pipeline.stages import DECIDING
 from pipeline.stages import ingest as ingest_stage
-
-CORPORA_OPTION = click.option(
-    "--corpora",
-    "corpora_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("corpora"),
-    show_default=True,
-    help="Folder of corpus declarations (*.yaml).",
-)
-DATA_ROOT_OPTION = click.option(
-    "--data-root",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Root of the data sets that directory corpora name; default $GNM_DATA_ROOT, then params.",
-)
 
 INGEST_DIR_OPTION = click.option(
     "--ingest",
@@ -75,131 +63,6 @@ def _count_ingested(ingest_dir: Path) -> int:
     if not (ingest_dir / "pieces.parquet").is_file():
         raise GnmError(f"{ingest_dir / 'pieces.parquet'}: missing (run `gnm data ingest` first)")
     return count_scores(ingest_dir)
-
-
-def _data_root(option: str | None, params: Params) -> Path | None:
-    # The CLI is the one place that reads the environment (STYLE.md: config flows one way).
-    return resolve_data_root(option, os.environ.get("GNM_DATA_ROOT"), params.ingest.data_root)
-
-
-@click.command()
-@CORPORA_OPTION
-@DATA_ROOT_OPTION
-@PARAMS_OPTION
-def validate(corpora_dir: Path, data_root: str | None, params_path: str | None) -> None:
-    """Check every corpus declaration: one line per problem, exit 1 if any.
-
-    \b
-    Example:
-      gnm data validate --corpora corpora --data-root ../shared/data
-    """
-    params = load_params(params_path)
-    root = _data_root(data_root, params)
-    if not corpora_dir.is_dir():
-        raise GnmError(f"{corpora_dir}: corpus declaration folder does not exist")
-    problems = validate_folder(corpora_dir, root)
-    for line in problems:
-        click.echo(line)
-    n = len(list(corpora_dir.glob("*.yaml")))
-    if problems:
-        raise GnmError(f"{len(problems)} of {n} declarations have problems")
-    click.echo(f"{n} declarations valid" + (f" (data root {root})" if root else ""))
-
-
-def select_corpora(corpora_dir: Path, names: Sequence[str]) -> list[CorpusDecl]:
-    """The declarations to build: all, or those named."""
-    return load_declarations(corpora_dir, names or None)
-
-
-def profile_files(
-    corpora_dir: Path, names: Sequence[str], profile: Profile | None, root: Path | None
-) -> tuple[list[CorpusDecl], list[SourceFile]]:
-    """The declarations and files to read: `--corpus` names win, else the profile's selection."""
-    if names or profile is None or profile.everything:
-        decls = select_corpora(corpora_dir, names)
-        return decls, [f for d in decls for f in d.files(root)]
-    decls = select_corpora(corpora_dir, list(profile.corpora))
-    files = []
-    for decl in decls:
-        cap = profile.corpora[decl.name]
-        files.extend(decl.files(root)[:cap])  # files() is sorted: the first `cap` are stable
-    return decls, files
-
-
-PROFILE_OPTION = click.option(
-    "--profile",
-    "profile_name",
-    default=None,
-    help="Read the corpora of this params.yaml profile (default, quick, full or one you added; "
-    "default: every declaration in --corpora); --corpus wins.",
-)
-# The commands that read sources, not a build, but compare or measure what a build would read.
-SOURCE_PROFILE_OPTION = click.option(
-    "--profile",
-    "profile_name",
-    default="default",
-    show_default=True,
-    help="Read the corpora of this params.yaml profile (default, quick, full or one you added) "
-    "from their sources, not its build; --corpus wins.",
-)
-
-
-def chosen_profile(params: Params, name: str, params_path: str | None) -> Profile:
-    """The named profile; without --params only the built-in profiles exist, and the error says so."""
-    if params_path is None and name not in params.profiles:
-        raise GnmError(
-            f"unknown profile {name!r}: without --params only the built-in profiles exist "
-            f"({', '.join(params.profiles)}); give --params params.yaml for the ones you added"
-        )
-    return params.profile(name)
-
-
-CORPUS_NAMES_OPTION = click.option(
-    "--corpus", "names", multiple=True, help="Only this corpus (repeatable)."
-)
-CACHE_OPTION = click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".cache/gnm"),
-    show_default=True,
-    help="Per-file parse cache (content hash + reader version).",
-)
-SCHEDULER_OPTION = click.option(
-    "--scheduler",
-    default=None,
-    help="Dask scheduler address (tcp://host:port), or 'inline'; default $DASK_SCHEDULER_ADDRESS, else a local cluster.",
-)
-WORKERS_OPTION = click.option(
-    "--workers", type=int, default=None, help="Local cluster worker processes (default: cores)."
-)
-
-
-def _ingest_declared(
-    corpora_dir: Path,
-    names: Sequence[str],
-    data_root: str | None,
-    params: Params,
-    cache_dir: Path | None,
-    scheduler: str | None,
-    workers: int | None,
-    label: str,
-    profile: Profile | None = None,
-) -> tuple[list[Any], ingest_stage.IngestResult]:
-    """Run the ingest stage over the declared corpora (a profile's, `names`, or all) with a progress bar."""
-    root = _data_root(data_root, params)
-    decls, files = profile_files(corpora_dir, names, profile, root)
-    with progress(len(files), label) as advance:
-        result = ingest_stage.run(
-            files,
-            {d.name: d for d in decls},
-            params.ingest,
-            cache_dir,
-            scheduler=scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"),
-            workers=workers,
-            on_done=advance,
-        )
-    return files, result
 
 
 @click.command()
@@ -240,7 +103,7 @@ def ingest(
     """
     params = load_params(params_path)
     started = time.perf_counter()
-    files, result = _ingest_declared(
+    files, result = ingest_declared(
         corpora_dir,
         names,
         data_root,
@@ -305,10 +168,6 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
     """
     from collections import Counter
 
-    import pyarrow as pa
-
-    from pipeline.io.atomic import write_table_atomic
-    from pipeline.ledger import write_decisions
     from pipeline.stages import dedupe as dedupe_stage
 
     params = load_params(params_path)
@@ -317,14 +176,7 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
         decisions, groups, matches = dedupe_stage.run_items(
             iter_scores(ingest_dir), params.dedupe, advance
         )
-    write_decisions(decisions, out_dir / "decisions.parquet")
-    dedupe_stage.write_groups(groups, out_dir / "groups.parquet")
-    write_table_atomic(
-        pa.Table.from_pylist(
-            [m.__dict__ for m in matches] or [], schema=dedupe_stage.MATCHES_SCHEMA
-        ),
-        out_dir / "matches.parquet",
-    )
+    dedupe_stage.write_outputs(decisions, groups, matches, out_dir)
     via = Counter(m.via for m in matches)
     info: dict[str, Any] = {
         "items": total,
@@ -340,145 +192,6 @@ def dedupe(ingest_dir: Path, out_dir: Path, params_path: str | None, as_json: bo
         f"dedupe: {info['items']} items in {info['groups']} groups, {info['duplicates']} duplicates "
         f"(pairs: {', '.join(f'{k} {v}' for k, v in info['pairs_by_kind'].items()) or 'none'}); wrote {out_dir}"
     )
-
-
-@click.command()
-@click.option("--pieces", type=click.IntRange(min=1), required=True, help="How many scores.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder to write, under the data root (e.g. $GNM_DATA_ROOT/synthetic).",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@DATA_ROOT_OPTION
-@PARAMS_OPTION
-def synth(
-    pieces: int, out_dir: Path, seed: int, data_root: str | None, params_path: str | None
-) -> None:
-    """Write a synthetic MIDI corpus for load tests: distinct generated scores, not copies.
-
-    Piece i of a seed is always the same file, so a larger corpus extends a smaller one (a
-    folder holds one seed; another is refused). Save the printed YAML as corpora/<name>.yaml
-    to run it through the build.
-
-    \b
-    Example:
-      gnm data synth --pieces 137080 --out "$GNM_DATA_ROOT/synthetic"
-    """
-    from pipeline import synthetic
-
-    root = _data_root(data_root, load_params(params_path))
-    try:  # checked before writing: a declaration can only name a folder under the data root
-        folder = out_dir.resolve().relative_to(root.resolve()) if root else None
-    except ValueError:
-        folder = None
-    if folder is None:
-        raise GnmError(
-            f"{out_dir} is not under the data root ({root}): a declaration cannot name it; "
-            "write it there or pass --data-root"
-        )
-    started = time.perf_counter()
-    with progress(pieces, "synth") as advance:
-        synthetic.write_corpus(out_dir, pieces, seed, on_done=advance)
-    click.echo(f"synth: {pieces} scores under {out_dir} in {time.perf_counter() - started:.1f} s")
-    click.echo(f"a declaration for it (corpora/synthetic.yaml), data root {root}:")
-    click.echo(synthetic.declaration("synthetic", folder.as_posix()), nl=False)
-
-
-@click.command("add-corpus")
-@click.argument("name")
-@click.option(
-    "--path",
-    "folder",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
-    help="Folder of score files, inside the data root.",
-)
-@click.option(
-    "--genre",
-    type=click.Choice(["classical", "folk", "pop", "popular-song", "other"]),
-    required=True,
-)
-@click.option(
-    "--composer",
-    default=None,
-    help="Composer of every file (one word, e.g. Haydn); appended to vocab.composers in params.yaml.",
-)
-@click.option("--licence", default="unspecified", show_default=True)
-@click.option("--redistributable", is_flag=True, help="The licence allows redistribution.")
-@click.option(
-    "--priority", type=int, default=50, show_default=True, help="Dedupe priority (higher wins)."
-)
-@click.option("--description", default=None)
-@CORPORA_OPTION
-@DATA_ROOT_OPTION
-@PARAMS_OPTION
-@click.option("--force", is_flag=True, help="Overwrite an existing declaration.")
-@click.option(
-    "--profile",
-    "profiles",
-    multiple=True,
-    help="Also add the corpus to this params.yaml profile (repeatable), e.g. default; a profile "
-    "params.yaml lacks is created with this corpus, with its profiles/<name>/dvc.yaml.",
-)
-@click.option(
-    "--profile-description",
-    default=None,
-    help="Description of a profile --profile creates (default: a line naming this corpus).",
-)
-def add_corpus(
-    name: str,
-    folder: Path,
-    genre: str,
-    composer: str | None,
-    licence: str,
-    redistributable: bool,
-    priority: int,
-    description: str | None,
-    corpora_dir: Path,
-    data_root: str | None,
-    params_path: str | None,
-    force: bool,
-    profiles: tuple[str, ...],
-    profile_description: str | None,
-) -> None:
-    """Write a validated declaration for a folder of scores under the data root.
-
-    All or nothing: the declaration, the params.yaml edits (composer token, profiles) and a new
-    profile's pipeline are checked before any file is written; a refused command changes
-    nothing, so run it again corrected (never needing --force). A --profile params.yaml lacks
-    is created, with this corpus.
-
-    \b
-    Example:
-      gnm data add-corpus haydn-quartets --path ../shared/data/haydn --genre classical \\
-          --composer Haydn --profile default --params params.yaml
-      gnm data add-corpus haydn-quartets --path ../shared/data/haydn --genre classical \\
-          --composer Haydn --profile haydn --params params.yaml   # a new profile
-    """
-    from pipeline import add_corpus as adding
-
-    root = _data_root(data_root, load_params(params_path))
-    if root is None:
-        raise GnmError("no data root: give --data-root or set GNM_DATA_ROOT")
-    fields = {"genre": genre, "composer": composer, "licence": licence,
-              "redistributable": redistributable, "priority": priority}  # fmt: skip
-    addition = adding.plan(
-        adding.declaration(name, folder, root, fields, description),
-        corpora_dir / f"{name}.yaml",
-        root,
-        force,
-        Path(params_path) if params_path else Path("params.yaml"),
-        profiles,
-        profile_description,
-    )
-    adding.write_all_or_nothing(addition.writes)
-    for line in addition.said:
-        click.echo(line)
-    for line in addition.notes:
-        click.echo(line, err=True)
 
 
 @click.command("grid-report")
@@ -533,7 +246,7 @@ def grid_report(
         )
     params = load_params(params_path)
     started = time.perf_counter()
-    files, result = _ingest_declared(
+    files, result = ingest_declared(
         corpora_dir, names, data_root, params, cache_dir, scheduler, workers, "reading",
         None if names else chosen_profile(params, profile_name, params_path),
     )  # fmt: skip
@@ -638,4 +351,4 @@ def ledger(
         click.echo(f"  reader_fallback:{what}: {count}")
 
 
-COMMANDS = (validate, ingest, dedupe, synth, add_corpus, grid_report, ledger)
+COMMANDS = (ingest, dedupe, grid_report, ledger)

@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import pyarrow.parquet as pq
 
 from pipeline.cli.common import PARAMS_OPTION, progress
 from pipeline.config_yaml import load_config
-from pipeline.errors import GnmError
 from pipeline.executor import map_partitioned
 from pipeline.io.score_store import count_scores
 from pipeline.params import ParamsError, load_params
@@ -146,24 +144,13 @@ def shard(
     Example:
       gnm data shard --tokenize data/tokenize --dedupe data/dedupe --out data/shards
     """
-    from pipeline.tokenizer.vocab import Vocab
-
     params = load_params(params_path)
-    tokens_path = tokenize_dir / "tokens.parquet"
-    groups_path = dedupe_dir / "groups.parquet"
-    for path in (tokens_path, groups_path, tokenize_dir / "vocab.json"):
-        if not path.is_file():
-            raise GnmError(f"{path}: missing (run the stage that writes it first)")
-    vocab = Vocab.load(tokenize_dir / "vocab.json")
-    table = pq.read_table(groups_path).to_pydict()
-    groups = dict(zip(table["id"], table["group"], strict=True))
-    works = dict(zip(table["id"], table.get("work", []), strict=False))  # older dedupe: none
-    rows = pq.ParquetFile(tokens_path).metadata.num_rows
+    given = shard_stage.read_inputs(tokenize_dir, dedupe_dir)
     started = time.perf_counter()
-    with progress(4 * rows, "shard") as advance:  # the leak check, then one pass per split
+    with progress(4 * given.rows, "shard") as advance:  # the leak check, then one pass per split
         index = shard_stage.run(
-            tokens_path, groups, params.shard, vocab, out_dir, advance,
-            works=works, similarity=params.dedupe,
+            given.tokens_path, given.groups, params.shard, given.vocab, out_dir, advance,
+            works=given.works, similarity=params.dedupe,
         )  # fmt: skip
     seconds = time.perf_counter() - started
     splits = index["splits"]

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.errors import GnmError
 from pipeline.io.atomic import (
     sha256_file,
     stale_temporaries,
@@ -193,6 +194,31 @@ def run(
         if path.name not in listed:
             path.unlink()  # a shard of an earlier, larger build
     return index
+
+
+@dataclass(frozen=True)
+class ShardInputs:
+    """What the shard stage reads from the tokenize and dedupe folders."""
+
+    tokens_path: Path
+    vocab: Vocab
+    groups: Mapping[str, str]  # id -> dedupe group id
+    works: Mapping[str, str | None]  # id -> declared work key
+    rows: int  # token rows (pieces)
+
+
+def read_inputs(tokenize_dir: Path, dedupe_dir: Path) -> ShardInputs:
+    """tokens.parquet, vocab.json and dedupe's groups; GnmError naming a missing file."""
+    tokens_path = tokenize_dir / "tokens.parquet"
+    groups_path = dedupe_dir / "groups.parquet"
+    for path in (tokens_path, groups_path, tokenize_dir / VOCAB_FILE):
+        if not path.is_file():
+            raise GnmError(f"{path}: missing (run the stage that writes it first)")
+    table = pq.read_table(groups_path).to_pydict()
+    groups = dict(zip(table["id"], table["group"], strict=True))
+    works = dict(zip(table["id"], table.get("work", []), strict=False))  # older dedupe: none
+    rows = pq.ParquetFile(tokens_path).metadata.num_rows
+    return ShardInputs(tokens_path, Vocab.load(tokenize_dir / VOCAB_FILE), groups, works, rows)
 
 
 def check_leaks(
