@@ -13,7 +13,13 @@ from pipeline.ledger import Decision, merge, summary, write_decisions
 from pipeline.score import Meter, Note, Score, ScoreMeta, bars_from_meters
 from pipeline.stages import BY_NAME
 from pipeline.stages.base import pieces_schema, run_item_stage
-from pipeline.stages.quality import QualityConfig, QualityStage, empty_bars, longest_silence
+from pipeline.stages.quality import (
+    QualityConfig,
+    QualityStage,
+    check,
+    empty_bars,
+    longest_silence,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 WHOLE = Fraction(4)
@@ -74,10 +80,19 @@ def test_the_ledger_counts_the_quality_quarantines_and_adds_up(tmp_path: Path) -
         "quality:empty_bars": 1, "quality:notes_moved": 1, "quality:silence": 1}  # fmt: skip
 
 
-def test_the_shipped_params_quarantine_nothing(tmp_path: Path) -> None:
+def test_the_shipped_params_quarantine_nothing_without_reading_a_score(tmp_path: Path) -> None:
     cfg = stage_configs(BY_NAME["quality"], str(REPO / "params.yaml"))["quality"]
+    assert QualityStage({"quality": cfg}, {}).passes_everything()  # the build pays nothing
     assert _run(tmp_path, cfg) == []
+    assert (tmp_path / "quality" / "decisions.parquet").is_file()
     assert _run(tmp_path / "defaults", QualityConfig()) == []
+    # The checks themselves agree: permissive thresholds break nothing.
+    permissive = QualityConfig(max_moved_share=1.0, max_empty_bar_share=1.0)
+    assert all(
+        check(_row(n, moved), _score(n, notes), permissive) is None
+        for n, (moved, notes, _) in PIECES.items()
+    )
+    assert not QualityStage({"quality": STRICT}, {}).passes_everything()
 
 
 def test_silence_and_empty_bars_are_measured_over_the_bars() -> None:

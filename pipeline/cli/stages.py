@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from pipeline.cli.common import PARAMS_OPTION, progress
+from pipeline.cli.sources import WORKERS_OPTION
 from pipeline.config_yaml import load_config
 from pipeline.executor import map_partitioned
 from pipeline.io.score_store import count_scores
@@ -36,9 +37,6 @@ SCHEDULER_OPTION = click.option(
     default=None,
     help="Dask scheduler address (tcp://host:port), 'local' for a local cluster, or 'inline'; "
     f"default $DASK_SCHEDULER_ADDRESS, else {DEFAULT_SCHEDULER}.",
-)
-WORKERS_OPTION = click.option(
-    "--workers", type=int, default=None, help="Local cluster worker processes (default: cores)."
 )
 
 

@@ -101,6 +101,11 @@ class ItemStage:
         """The result for one item."""
         raise NotImplementedError
 
+    def passes_everything(self) -> bool:
+        """Whether this configuration can reject nothing (a judging stage whose checks are all
+        off): the runner then writes no decisions without reading a score."""
+        return False
+
     def count(self, result: Result, counts: Counter[str]) -> None:
         """Add one result's figures to `counts` (the summary's counters)."""
 
@@ -176,6 +181,11 @@ def run_item_stage(
     source = inputs[spec.inputs[0].name]
     skip = rejected(inputs[name] for name in spec.skips)
     tally = Tally(items=count_scores(source), skipped=len(skip))
+    if stage.writes == "decisions" and stage.passes_everything():
+        if on_done:
+            on_done(tally.items)
+        write_decisions([], out_dir / DECISIONS_FILE)
+        return tally
 
     def accepted() -> Iterator[tuple[dict[str, Any], Score]]:
         for row, score in iter_scores(source):

@@ -93,6 +93,15 @@ class QualityStage(ItemStage):
     def __init__(self, configs: Mapping[str, Any], inputs: Mapping[str, Path]) -> None:
         self.cfg: QualityConfig = configs[STAGE]
 
+    def passes_everything(self) -> bool:
+        """No threshold can be broken: shares of at least 1, no silence limit (the defaults)."""
+        cfg = self.cfg
+        return (
+            (cfg.max_moved_share is None or cfg.max_moved_share >= 1)
+            and (cfg.max_empty_bar_share is None or cfg.max_empty_bar_share >= 1)
+            and cfg.max_silence_quarters is None
+        )
+
     def transform(self, row: dict[str, Any], score: Score) -> Result:
         """None when the piece is within every threshold, else a quarantine decision."""
         broken = check(row, score, self.cfg)
