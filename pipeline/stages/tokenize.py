@@ -1,14 +1,15 @@
 """The tokenize stage: canonical score -> meter-normalised -> quantised -> Extended REMI ids.
 
-`prepare` is the chain every consumer shares (the CLI, the demo, the round-trip tests); `run`
-is the stage function over many scores. The returned report merges the counts of every step
-(reader, meter, quantise, encode) so that a user sees in one place what was changed or dropped.
+`prepare` is the chain every consumer shares (the CLI, the demo, the round-trip tests);
+`TokenizeStage` is the DVC stage (see `stages.base`). `tokenize_score`'s report merges the
+counts of every step (reader, meter, quantise, encode) so that a user sees in one place what was
+changed or dropped.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,17 +60,6 @@ def tokenize_score(
     for key, value in encoding.report.items():
         report[key] = report.get(key, 0) + value
     return TokenizedScore(prepared, encoding.ids, composer, stats, report)
-
-
-def run(
-    scores: Iterable[Score],
-    tokenizer: Tokenizer,
-    composer: str | None = None,
-    meter_cfg: MeterConfig | None = None,
-) -> Iterator[TokenizedScore]:
-    """Tokenize many scores lazily, in order."""
-    for score in scores:
-        yield tokenize_score(score, tokenizer, composer, meter_cfg)
 
 
 # -- the DVC stage ---------------------------------------------------------------------------
