@@ -43,7 +43,7 @@ def train_rate(
     from gnm_model.data import DataConfig, TokenSplit, Windows
     from gnm_model.train import loss_of
     from gnm_model.transformer import GnMTransformer
-    from pipeline.stages.shard import open_shards
+    from pipeline.io.shards import open_shards
 
     shards = open_shards(Path(shards_dir))
     cfg = preset(preset_name).for_vocab(shards.vocab)
@@ -125,7 +125,7 @@ def loader_rate(shards_dir: str, preset_name: str, batch_size: int, batches: int
     """Tokens/s the window sampler produces for the trainer's batch shape (one process)."""
     from gnm_model.config import preset
     from gnm_model.data import DataConfig, TokenSplit, Windows
-    from pipeline.stages.shard import open_shards
+    from pipeline.io.shards import open_shards
 
     shards = open_shards(Path(shards_dir))
     started = time.perf_counter()

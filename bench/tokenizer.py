@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pipeline.errors import GnmError, MeterError
+from pipeline.io.atomic import write_text_atomic
 from pipeline.music.quantize import QuantizeStats
 from pipeline.readers import read_scores
 from pipeline.readers.beats import apply_beat_file
@@ -719,10 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for name, result in datasets.items():
         print_table(name, result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_name(args.out.name + ".tmp")
-    tmp_out.write_text(json.dumps(report, indent=1) + "\n")
-    tmp_out.replace(args.out)
+    write_text_atomic(args.out, json.dumps(report, indent=1) + "\n")
     print(f"\nwrote {args.out} ({report['wall_seconds']} s)")
     return 0
 

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from gnm_model.config import ModelConfig
 from pipeline.errors import CheckpointError
-from pipeline.ledger import sha256_file, write_text_atomic
+from pipeline.io.atomic import sha256_file, write_text_atomic
 from pipeline.tokenizer.vocab import Vocab
 
 FORMAT = "gnm-checkpoint/1"

@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from pipeline.errors import GnmError
-from pipeline.stages.shard import ShardSet
+from pipeline.io.shards import ShardSet
 from pipeline.tokenizer.vocab import Vocab
 
 

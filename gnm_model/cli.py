@@ -16,8 +16,8 @@ import click
 
 from gnm_model.config import PRESETS, TrainConfig
 from pipeline.cli import main
-from pipeline.cli_common import PARAMS_OPTION
-from pipeline.cli_limits import cli_limits, limit_options, run_limited
+from pipeline.cli.common import PARAMS_OPTION
+from pipeline.cli.limits import cli_limits, limit_options, run_limited
 from pipeline.params import load_params
 from pipeline.tokenizer.vocab import DEFAULT_COMPOSERS
 
@@ -137,7 +137,7 @@ def pretrain(shards_dir: Path, preset: str, **kw: Any) -> None:
     """
     from gnm_model.config import preset as get_preset
     from gnm_model.train import train as run_training
-    from pipeline.stages.shard import open_shards
+    from pipeline.io.shards import open_shards
 
     shards = open_shards(shards_dir)
     summary = run_training(kw["out_dir"], get_preset(preset), shards, _train_config(kw), "pretrain",
@@ -167,7 +167,7 @@ def finetune(from_run: Path, shards_dir: Path, composers: str, mode: str, **kw: 
     """
     from gnm_model import checkpoint as ckpt
     from gnm_model.train import train as run_training
-    from pipeline.stages.shard import open_shards
+    from pipeline.io.shards import open_shards
 
     shards = open_shards(shards_dir)
     run_vocab = ckpt.run_vocab(from_run)
@@ -228,7 +228,7 @@ def generate(
     import torch
 
     from gnm_model.generate import SampleConfig, Sampler
-    from pipeline.cli_common import tracked
+    from pipeline.cli.common import tracked
     from pipeline.tokenizer import Tokenizer
     from pipeline.writers import write_score
 
@@ -345,7 +345,7 @@ def evaluate(run_dir: Path, samples_dir: Path, out_dir: Path, shards_dir: Path, 
     from gnm_model import checkpoint as ckpt
     from gnm_model.render import RenderError, find_soundfont
     from gnm_model.report import evaluate_samples, load_samples
-    from pipeline.stages.shard import open_shards
+    from pipeline.io.shards import open_shards
     from pipeline.tokenizer import Tokenizer
 
     vocab = ckpt.run_vocab(run_dir)

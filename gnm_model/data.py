@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from pipeline.errors import GnmError
-from pipeline.stages.shard import ShardSet
+from pipeline.io.shards import ShardSet
 from pipeline.tokenizer.vocab import Vocab
 
 PREFIX = 3  # Composer, Tempo, BOS

@@ -98,7 +98,7 @@ def quickstart(minutes: float, preset_name: str, batch_size: int, bars: int, out
     from gnm_model.train import TrainConfig, train
     from gnm_model.transformer import GnMTransformer
     from pipeline.build import build
-    from pipeline.stages.shard import open_shards
+    from pipeline.io.shards import open_shards
     from pipeline.tokenizer import Tokenizer
     from pipeline.writers import write_score
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.errors import GnmError
 from pipeline.executor import Limits
-from pipeline.ledger import write_text_atomic
+from pipeline.io.atomic import atomic_path, write_text_atomic
 
 SOUNDFONTS = (
     "/usr/share/sounds/sf2/default-GM.sf2",
@@ -81,26 +81,24 @@ def midi_to_wav(midi: Path, wav: Path, soundfont: Path, timeout_s: float = 300) 
     if binary is None:
         raise RenderError("fluidsynth is not installed (apt-get install fluidsynth)")
     wav.parent.mkdir(parents=True, exist_ok=True)
-    tmp = wav.with_name(f".{wav.name}.tmp.wav")
-    command = [binary, "-ni", "-q", "-g", "0.8", "-r", str(SAMPLE_RATE), "-O", "s16", "-T", "wav",
-               "-F", str(tmp), str(soundfont), str(midi)]  # fmt: skip
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
-    except subprocess.TimeoutExpired:
-        tmp.unlink(missing_ok=True)
-        raise RenderError(f"{midi}: fluidsynth ran past {timeout_s:.0f} s") from None
-    if done.returncode or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
-        raise RenderError(
-            f"{midi}: fluidsynth failed: {(done.stderr or done.stdout).strip()[:200]}"
-        )
-    seconds, peak = wav_peak(tmp)
-    if peak < SILENCE:
-        tmp.unlink(missing_ok=True)
-        raise RenderError(f"{midi}: the rendered audio is silent (no notes, or a broken soundfont)")
-    tmp.replace(wav)
+    with atomic_path(wav) as tmp:  # removed when fluidsynth fails or the audio is silent
+        command = [binary, "-ni", "-q", "-g", "0.8", "-r", str(SAMPLE_RATE), "-O", "s16", "-T", "wav",
+                   "-F", str(tmp), str(soundfont), str(midi)]  # fmt: skip
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise RenderError(f"{midi}: fluidsynth ran past {timeout_s:.0f} s") from None
+        if done.returncode or not tmp.is_file():
+            raise RenderError(
+                f"{midi}: fluidsynth failed: {(done.stderr or done.stdout).strip()[:200]}"
+            )
+        seconds, peak = wav_peak(tmp)
+        if peak < SILENCE:
+            raise RenderError(
+                f"{midi}: the rendered audio is silent (no notes, or a broken soundfont)"
+            )
     return Audio(wav, seconds, peak)
 
 
@@ -175,7 +173,7 @@ def render(source: Path, out_dir: Path, soundfont: Path, limits: Limits | None =
     if limits is None:
         done = engrave(source, out_dir)
     else:
-        from pipeline.cli_limits import run_limited
+        from pipeline.cli.limits import run_limited
 
         written = [p for p in engraved_paths(source, out_dir) if p != source]
         done = run_limited(partial(engrave, out_dir=out_dir), source, limits, source, written)

@@ -32,11 +32,11 @@ from gnm_model import metrics as M
 from gnm_model.classifier import ClassifierConfig, ComposerClassifier, cross_validate, load_pieces
 from gnm_model.data import TokenSplit
 from gnm_model.memorisation import TrainingIndex
-from pipeline.cli_common import progress, tracked
+from pipeline.cli.common import progress, tracked
 from pipeline.corpora import GENRES
 from pipeline.errors import GnmError
+from pipeline.io.shards import ShardSet
 from pipeline.readers import SUPPORTED_EXTENSIONS
-from pipeline.stages.shard import ShardSet
 from pipeline.tokenizer import Tokenizer
 
 

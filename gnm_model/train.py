@@ -36,7 +36,7 @@ from gnm_model.data import (
 )
 from gnm_model.transformer import GnMTransformer
 from pipeline.errors import GnmError
-from pipeline.stages.shard import ShardSet
+from pipeline.io.shards import ShardSet
 from pipeline.tokenizer.vocab import Vocab
 
 Mode = Literal["pretrain", "adapters", "full"]

@@ -19,7 +19,7 @@ import yaml
 
 from pipeline.corpora import parse_declaration
 from pipeline.errors import GnmError
-from pipeline.ledger import write_bytes_atomic, write_text_atomic
+from pipeline.io.atomic import write_bytes_atomic, write_text_atomic
 from pipeline.params import load_params, parse_params
 from pipeline.params_edit import with_composer, with_corpus, with_profile
 from pipeline.profile_pipelines import pipeline_file, written_line

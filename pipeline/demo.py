@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli_common import tracked
+from pipeline.cli.common import tracked
 from pipeline.readers import read_scores
 from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer

@@ -12,6 +12,9 @@ pickled result through a pipe as it finishes. The parent reads with a per-item d
 the child when it passes; the items after a failed one run again in a fresh child. Items of one
 batch share a process, so state a parser leaks (a module-level cache) can reach the next item;
 batches are small (MAX_BATCH) and a memory limit applies to the child as a whole.
+
+`map_partitioned` is the same scheduler choice for pure per-item work (the stages after ingest):
+partitions of items as plain Dask tasks, results in input order, a window of items in memory.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -287,22 +291,10 @@ def _iter_dask(
     preload: tuple[str, ...],
     batch: int | None,
 ) -> Iterator[tuple[int, Outcome[R]]]:
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
 
-    cluster: Any = None
-    if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",  # a free port: never clash with another cluster
-            # CRITICAL: a worker heartbeat racing the shutdown logs a harmless ERROR traceback;
-            # task failures still reach us through future.result().
-            silence_logs=50,
-        )
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
+    cluster = _local_cluster(workers) if scheduler is None else None
+    client = Client(cluster if cluster is not None else scheduler)
     try:
         if batch is None:  # several batches per worker slot, so that the load balances
             slots = max(1, sum(client.nthreads().values()))
@@ -317,6 +309,71 @@ def _iter_dask(
             for offset, outcome in enumerate(outcomes):
                 yield start_of[future.key] + offset, outcome
             future.release()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _local_cluster(workers: int | None) -> Any:
+    """A local Dask cluster of `workers` single-threaded processes (default: the core count)."""
+    from dask.distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers or os.cpu_count() or 1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",  # a free port: never clash with another cluster
+        # CRITICAL: a worker heartbeat racing the shutdown logs a harmless ERROR traceback;
+        # task failures still reach us through future.result().
+        silence_logs=50,
+    )
+
+
+def _apply(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`func` over one partition (runs on a worker)."""
+    return [func(item) for item in items]
+
+
+def map_partitioned(
+    func: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    partition: int = 64,
+) -> Iterator[R]:
+    """`func(item)` for every item, in input order, computed in partitions on Dask.
+
+    For pure per-item work (the stages after ingest), so without ingest's isolation: an
+    exception fails the run as it would inline. `scheduler` as in `run_items` (`"inline"`: a
+    plain loop in this process). Memory stays bounded: items are read a window at a time (two
+    partitions per worker slot) and the next window is submitted while this one is yielded.
+    """
+    if scheduler == "inline":
+        yield from map(func, items)
+        return
+    from dask.distributed import Client
+
+    cluster = _local_cluster(workers) if scheduler is None else None
+    client = Client(cluster if cluster is not None else scheduler)
+    try:
+        slots = max(1, sum(client.nthreads().values()))
+        window = 2 * slots
+        source = iter(items)
+        remote = client.scatter(func, broadcast=True)  # sent once, not with every partition
+
+        def submit() -> list[Any]:
+            chunks = [list(islice(source, partition)) for _ in range(window)]
+            return [client.submit(_apply, remote, c, pure=False) for c in chunks if c]
+
+        pending = submit()
+        while pending:
+            upcoming = submit()  # read and send the next window while this one computes
+            for future in pending:
+                yield from future.result()
+                future.release()
+            pending = upcoming
     finally:
         client.close()
         if cluster is not None:

@@ -11,9 +11,7 @@ checks that the counts add up to the inputs.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -24,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import GnmError
+from pipeline.io.atomic import write_table_atomic, write_text_atomic
 
 DECISIONS_SCHEMA = pa.schema(
     [
@@ -39,8 +38,6 @@ DECISIONS_SCHEMA = pa.schema(
 
 ACCEPTED = "accepted"
 FALLBACK_PREFIX = "reader_fallback:"  # in an ingest detail: the reference reader read this item
-# The stages that decide about items, in the order `merge` applies their decisions.
-STAGE_ORDER = ("ingest", "dedupe", "verify", "meter", "quantize", "tokenize")
 # What `Decision.kind` can be, in the order summaries list them.
 KINDS = ("accepted", "duplicate", "merged", "quarantined")
 _KIND_OF_PREFIX = {"duplicate_of": "duplicate", "merged_into": "merged"}
@@ -162,40 +159,3 @@ def write_ledger(
         info.update(extra)
     write_text_atomic(reports / "ledger.json", json.dumps(info, indent=1, sort_keys=True) + "\n")
     return info
-
-
-def _temporary(path: Path) -> Path:
-    """Where this process writes `path` before renaming it into place. Per process: ingest's
-    children store cache entries themselves, and two files with the same bytes (an exact
-    duplicate in two corpora) share one entry, so two children may write it at once."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def write_table_atomic(table: pa.Table, path: Path) -> None:
-    """Write Parquet (zstd) to a temporary name, then rename: a killed run leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(path)
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text (UTF-8) to a temporary name, then rename."""
-    write_bytes_atomic(path, text.encode())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to a temporary name, then rename: a killed run leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    tmp.write_bytes(data)
-    tmp.replace(path)

@@ -19,6 +19,7 @@ from pipeline.config_yaml import load_config, parse_config
 from pipeline.errors import GnmError
 from pipeline.music.meter import MeterConfig
 from pipeline.music.quantize import QuantizeConfig
+from pipeline.stages import SECTIONS
 from pipeline.stages.dedupe import DedupeConfig
 from pipeline.stages.ingest import IngestConfig
 from pipeline.stages.shard import ShardConfig
@@ -101,25 +102,17 @@ DEFAULT_PROFILES: Mapping[str, Profile] = {
 }
 
 
-# The sections of params.yaml and the config class each one is parsed into, in pipeline order.
-# The one place that pairs them (the stage registry is to provide it once there is one):
-# `Params` below has an attribute per section (tests/test_params.py checks they agree), and a
-# section's keys, types and defaults are its class's fields (`config_section.parse_section`).
-SECTIONS: Mapping[str, type] = {
-    "ingest": IngestConfig,
-    "dedupe": DedupeConfig,
-    "verify": VerifyConfig,
-    "meter": MeterConfig,
-    "quantize": QuantizeConfig,
-    "vocab": VocabConfig,
-    "shard": ShardConfig,
-}
+# The sections of params.yaml and the config class each one is parsed into, in pipeline order,
+# come from the stage registry (`pipeline.stages.SECTIONS`). `Params` names the sections the code
+# reads as attributes; a section it does not name (a newly added stage's) is parsed all the same
+# and kept in `Params.other_sections`, so adding a stage never touches this file.
+ATTRIBUTE_SECTIONS = ("ingest", "dedupe", "verify", "meter", "quantize", "vocab", "shard")
 PROFILES = "profiles"  # the section of named corpus selections (not a stage's config)
 
 
 @dataclass(frozen=True)
 class Params:
-    """The parsed parameter file: one attribute per section of `SECTIONS`, plus the profiles."""
+    """The parsed parameter file: a config per section of `SECTIONS`, plus the profiles."""
 
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
@@ -129,6 +122,16 @@ class Params:
     vocab: VocabConfig = field(default_factory=VocabConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
     profiles: Mapping[str, Profile] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
+    # section name -> config of every section of SECTIONS without an attribute above
+    other_sections: Mapping[str, Any] = field(default_factory=lambda: _other_defaults())
+
+    def section(self, name: str) -> Any:
+        """The config of params.yaml section `name` (an attribute's or another stage's)."""
+        if name in ATTRIBUTE_SECTIONS:
+            return getattr(self, name)
+        if name not in SECTIONS:
+            raise ParamsError(f"unknown section {name!r} (known: {', '.join(SECTIONS)})")
+        return self.other_sections[name]
 
     def profile(self, name: str) -> Profile:
         """The named profile; ParamsError listing the known ones otherwise."""
@@ -189,10 +192,19 @@ def params_from_data(data: Any, source: str) -> Params:
             )
         except (TypeError, ValueError, AssertionError) as exc:
             raise ParamsError(f"{source}: section '{name}': {exc}") from exc
+    others = {name: built.pop(name) for name in list(built) if name in _other_names()}
     try:
-        return Params(**built)
+        return Params(**built, other_sections={**_other_defaults(), **others})
     except ParamsError as exc:
         raise ParamsError(f"{source}: {exc}") from None
+
+
+def _other_names() -> list[str]:
+    return [name for name in SECTIONS if name not in ATTRIBUTE_SECTIONS]
+
+
+def _other_defaults() -> dict[str, Any]:
+    return {name: SECTIONS[name]() for name in _other_names()}
 
 
 def _profiles(data: Mapping[str, Any]) -> dict[str, Profile]:

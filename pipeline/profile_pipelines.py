@@ -17,9 +17,9 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_common import DEFAULT_PROFILE
+from pipeline.cli.common import DEFAULT_PROFILE
 from pipeline.errors import GnmError
-from pipeline.ledger import write_text_atomic
+from pipeline.io.atomic import write_text_atomic
 from pipeline.params import Params, Profile, load_params
 
 ROOT_DVC = "dvc.yaml"

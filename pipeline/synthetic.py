@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from pipeline.errors import GnmError
-from pipeline.ledger import write_bytes_atomic
+from pipeline.io.atomic import write_bytes_atomic
 
 TICKS_PER_BEAT = 480
 PER_FOLDER = 1000

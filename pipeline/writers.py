@@ -10,12 +10,11 @@ file is written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
 from pipeline.errors import GnmError
+from pipeline.io.atomic import atomic_path
 from pipeline.score import Bar, Meter, Note, Score
 
 MIDI_TICKS_PER_BEAT = 480
@@ -35,23 +34,6 @@ def write_score(score: Score, path: str | Path) -> Path:
             f"{path}: cannot write '{suffix or '(none)'}' (use one of {', '.join(WRITABLE_EXTENSIONS)})"
         )
     return path
-
-
-def partial_path(path: Path) -> Path:
-    """Where a writer writes `path` until it is complete (the suffix kept: it names the format)."""
-    return path.with_name(f".{path.name}.partial{path.suffix}")
-
-
-@contextmanager
-def _renamed_when_done(path: Path) -> Iterator[Path]:
-    """`partial_path(path)` to write into, renamed to `path` on success and removed on failure,
-    so that a writer killed on the way (a CLI child over its time limit) leaves no half file."""
-    partial = partial_path(path)
-    try:
-        yield partial
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _ticks_per_beat(score: Score) -> int:
@@ -98,7 +80,7 @@ def write_midi(score: Score, path: str | Path) -> None:
     for change in score.tempos or ():
         midi.tempo_changes.append(TempoChange(change.bpm, int(change.onset * tpb)))
     midi.max_tick = int(score.end * tpb)
-    with _renamed_when_done(Path(path)) as partial:
+    with atomic_path(Path(path)) as partial:
         midi.dump(str(partial))
 
 
@@ -150,7 +132,7 @@ def write_musicxml(score: Score, path: str | Path) -> None:
         out.insert(0, filled)
     try:
         out.makeNotation(inPlace=True)
-        with _renamed_when_done(Path(path)) as partial:
+        with atomic_path(Path(path)) as partial:
             out.write("musicxml", fp=str(partial))
     except Exception as exc:  # music21's exporter raises assorted types on odd rhythms
         raise GnmError(f"{path}: music21 could not write MusicXML: {exc}") from exc

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from pipeline.build import build
 from pipeline.cli import main
+from pipeline.io.shards import open_shards
 from pipeline.params import load_params
 from pipeline.profile_pipelines import profile_dvc_yaml
-from pipeline.stages.shard import open_shards
 from tests.conftest import REPO, TEST_DATA, m21_path, make_build_root
 
 

@@ -209,6 +209,6 @@ def test_detokenize_runs_under_the_params_time_limit_and_leaves_no_half_file(
     assert code == 1 and err.strip() == f"gnm: error: {tokens}: timeout (still running after 1 s)"
     assert list(output.parent.iterdir()) == []  # neither the output nor its temporary file
     # --timeout overrides the params file (and the defaults).
-    monkeypatch.setattr("pipeline.cli._decode_file", _hang)
+    monkeypatch.setattr("pipeline.cli.tokens._decode_file", _hang)
     code, _, err = run("detokenize", str(tokens), "-o", str(output), "--timeout", "0.5")
     assert code == 1 and "timeout (still running after 0.5 s)" in err

@@ -9,7 +9,7 @@ import torch
 
 from gnm_model.data import DataConfig, TokenSplit, WindowBatches, Windows, evaluation_batches
 from pipeline.errors import GnmError
-from pipeline.stages.shard import open_shards
+from pipeline.io.shards import open_shards
 
 
 @pytest.fixture(scope="module")

@@ -147,14 +147,14 @@ def test_the_rule_sees_both_directions() -> None:
 def test_the_closure_is_read_from_the_source() -> None:
     _, group = _program()
     ledger = {p.relative_to(REPO).as_posix() for p in command_files(group, ["data", "ledger"])}
-    # data_cli.py imports the ingest stage for its other commands; `gnm data ledger` runs none
-    assert "pipeline/data_cli.py" in ledger and "pipeline/ledger.py" in ledger
-    assert not any(path.startswith("pipeline/stages/") for path in ledger)
+    # the callback's own module and what it imports; not the modules of the group's other commands
+    assert "pipeline/cli/data.py" in ledger and "pipeline/ledger.py" in ledger
+    assert not any(path.startswith("pipeline/cli/crosscheck") for path in ledger)
     # readers are imported by name from a table (importlib), as the ingest stage's children do
     assert "pipeline.readers.kern" in module_imports("pipeline.readers")
     code = """
 from typing import TYPE_CHECKING
-from . import score_io
+from .io import score_io
 from .stages import meter, COLUMNS
 if TYPE_CHECKING:
     from pipeline import ledger  # for the type checker only: never runs
@@ -163,7 +163,7 @@ def later():
 """
     found = imports_in(ast.parse(code), "pipeline")
     assert found == {
-        "pipeline.score_io",
+        "pipeline.io.score_io",
         "pipeline.stages.meter",
         "pipeline.stages",
         "pipeline.readers.abc",
@@ -197,7 +197,7 @@ def test_a_generated_command_runs_what_its_registry_entry_names() -> None:
     from pipeline.music.quantize import QuantizeConfig
     from pipeline.stages import quantize
 
-    callback = _generated(_Entry(QuantizeConfig, quantize.run)).callback
+    callback = _generated(_Entry(QuantizeConfig, quantize.QuantizeStage)).callback
     assert callback is not None
     assert callback_modules(callback) == {
         "pipeline.music.quantize",

@@ -9,10 +9,10 @@ import pytest
 
 from pipeline.corpora import CorpusDecl, load_declaration
 from pipeline.errors import GnmError
+from pipeline.io.score_store import iter_scores
 from pipeline.ledger import merge, summary
 from pipeline.readers import ItemFailure, read_items
 from pipeline.score import Score
-from pipeline.score_store import iter_scores
 from pipeline.stages import ingest, ingest_cache, ingest_read
 from pipeline.stages.ingest import IngestConfig
 from tests.conftest import REPO, TEST_DATA, m21_path
@@ -361,7 +361,7 @@ def test_two_children_storing_one_cache_entry_at_once_both_succeed(tmp_path: Pat
     """Exact duplicates in two corpora share a cache entry, and each child stores its own."""
     import multiprocessing
 
-    from pipeline.ledger import write_text_atomic
+    from pipeline.io.atomic import write_text_atomic
 
     target = tmp_path / "entry.json"
 

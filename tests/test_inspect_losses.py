@@ -33,7 +33,9 @@ def short_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["meter", "--ingest", f"{d}/ingest", "--dedupe", f"{d}/dedupe", "--verify",
          f"{d}/verify", "--out", f"{d}/meter"],
         ["quantize", "--meter", f"{d}/meter", "--out", f"{d}/quantize"],
-        ["tokenize", "--quantize", f"{d}/quantize", "--out", f"{d}/tokenize"],
+        ["quality", "--quantize", f"{d}/quantize", "--out", f"{d}/quality"],
+        ["tokenize", "--quantize", f"{d}/quantize", "--quality", f"{d}/quality", "--out",
+         f"{d}/tokenize"],
         ["shard", "--tokenize", f"{d}/tokenize", "--dedupe", f"{d}/dedupe", "--out", f"{d}/shards"],
     ]  # fmt: skip
     for args in runs:

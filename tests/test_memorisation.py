@@ -11,7 +11,7 @@ from gnm_model.data import TokenSplit
 from gnm_model.generate import SampleConfig, Sampler
 from gnm_model.memorisation import TrainingIndex, _hashes
 from gnm_model.transformer import GnMTransformer
-from pipeline.stages.shard import open_shards
+from pipeline.io.shards import open_shards
 
 
 @pytest.fixture(scope="module")

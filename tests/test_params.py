@@ -11,7 +11,15 @@ import yaml
 
 from pipeline.config_section import key_fields, section_keys
 from pipeline.music.meter import MeterConfig
-from pipeline.params import PROFILES, SECTIONS, Params, ParamsError, Profile, load_params
+from pipeline.params import (
+    ATTRIBUTE_SECTIONS,
+    PROFILES,
+    SECTIONS,
+    Params,
+    ParamsError,
+    Profile,
+    load_params,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,6 +40,7 @@ CHANGED: dict[str, dict[str, Any]] = {
               "pitch_max": 108},
     "shard": {"target_tokens": 1000, "splits": {"train": 0.8, "valid": 0.1, "test": 0.1},
               "salt": "another-salt"},
+    "quality": {"max_moved_share": 0.5, "max_empty_bar_share": 0.25, "max_silence_quarters": 16},
 }  # fmt: skip
 # What a changed key needs elsewhere to stay valid (the grid is shared by quantize and vocab).
 COMPANIONS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
@@ -59,10 +68,14 @@ def test_shipped_params_write_every_key_of_every_section() -> None:
         assert set(shipped[section]) == set(section_keys(cls)), section
 
 
-def test_params_has_one_attribute_per_section() -> None:
-    assert [f.name for f in dataclasses.fields(Params)] == [*SECTIONS, PROFILES]
+def test_params_has_a_config_per_section() -> None:
+    assert set(ATTRIBUTE_SECTIONS) <= set(SECTIONS)
+    attributes = [f.name for f in dataclasses.fields(Params)]
+    assert attributes == [*ATTRIBUTE_SECTIONS, PROFILES, "other_sections"]
     for section, cls in SECTIONS.items():
-        assert type(getattr(Params(), section)) is cls
+        assert type(Params().section(section)) is cls
+    with pytest.raises(ParamsError, match="unknown section 'nope'"):
+        Params().section("nope")
 
 
 def test_every_key_has_a_changed_value() -> None:
@@ -74,7 +87,7 @@ def test_every_key_has_a_changed_value() -> None:
 def test_a_changed_key_reaches_its_config(tmp_path: Path, section: str, key: str) -> None:
     # meter.reinterpret_short_unruled: false was once read and dropped on the way
     data = {section: {key: CHANGED[section][key]}, **COMPANIONS.get((section, key), {})}
-    config = getattr(load_params(_write(tmp_path, data)), section)
+    config = load_params(_write(tmp_path, data)).section(section)
     default = SECTIONS[section]()
     changed = {
         f.name
@@ -87,7 +100,7 @@ def test_a_changed_key_reaches_its_config(tmp_path: Path, section: str, key: str
 def test_every_changed_key_arrives_in_one_file(tmp_path: Path) -> None:
     params = load_params(_write(tmp_path, CHANGED))
     for section, key in KEYS:
-        assert getattr(getattr(params, section), key) != getattr(SECTIONS[section](), key)
+        assert getattr(params.section(section), key) != getattr(SECTIONS[section](), key)
     assert params.meter.rules == {"10/8": ("6/8", "2/4")} and params.meter.pairs == {}
     assert params.vocab.composers == ("Bach", "Haydn")  # lists arrive as the fields' tuples
 

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.cli_common import LOG_LINE_ENV, log_line_seconds, progress
+from pipeline.cli.common import LOG_LINE_ENV, log_line_seconds, progress
 from pipeline.errors import GnmError
 from pipeline.progress_log import Heartbeat, ProgressLog, duration, rate_text
 

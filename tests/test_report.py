@@ -18,7 +18,7 @@ from gnm_model.generate import SampleConfig, Sampler
 from gnm_model.render import find_soundfont, wav_peak
 from gnm_model.report import evaluate_samples, load_samples
 from gnm_model.transformer import GnMTransformer
-from pipeline.stages.shard import open_shards
+from pipeline.io.shards import open_shards
 from pipeline.tokenizer import Tokenizer
 
 FAST = ClassifierConfig(epochs=20, folds=3, hash_bits=12)

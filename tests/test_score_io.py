@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.score_io import score_from_dict, score_to_dict
-from pipeline.score_store import ScoreWriter, iter_scores
+from pipeline.io.score_io import score_from_dict, score_to_dict
+from pipeline.io.score_store import ScoreWriter, iter_scores
 from tests.conftest import TEST_DATA, m21_path, read_one
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.score_store import ScoreWriter, count_scores, iter_scores
+from pipeline.io.score_store import ScoreWriter, count_scores, iter_scores
 from tests.conftest import m21_path, read_one
 
 SCHEMA = pa.schema([("id", pa.string()), ("corpus", pa.string()), ("score_json", pa.string())])

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import GnmError
+from pipeline.io.shards import open_shards
 from pipeline.stages.shard import (
     SHARD_SCHEMA,
     ShardConfig,
-    open_shards,
     run,
     split_of,
 )
@@ -153,14 +153,14 @@ def test_a_shard_stage_killed_at_random_points_then_rerun_matches_a_clean_build(
         while proc.poll() is None and done_now < max(written, 1):
             done_now = 0
             # Whatever is visible under a final name is a complete shard of the clean build.
-            for path in list(out.glob("*.parquet")) if out.exists() else []:
+            for path in list(out.glob("[!.]*.parquet")) if out.exists() else []:
                 try:
                     data, mtime = path.read_bytes(), path.stat().st_mtime_ns
                 except FileNotFoundError:
                     continue  # replaced while we looked
                 assert data == expected[path.name], (trial, path.name)
                 done_now += mtime >= started
-            if written == 0 and out.exists() and any(out.glob(".*.tmp")):
+            if written == 0 and out.exists() and any(out.glob(".*.tmp*")):
                 break
             time.sleep(0.005)
         if proc.poll() is None:

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
+from pipeline.io.shards import open_shards
 from pipeline.readers import read_scores
-from pipeline.stages.shard import open_shards
 from pipeline.stages.stats import _bar_lengths, compute, token_type
 
 

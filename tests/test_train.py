@@ -17,8 +17,8 @@ from gnm_model.cli import main
 from gnm_model.config import preset
 from gnm_model.train import TrainConfig, lr_at, train
 from pipeline.errors import CheckpointError
-from pipeline.ledger import sha256_file
-from pipeline.stages.shard import open_shards
+from pipeline.io.atomic import sha256_file
+from pipeline.io.shards import open_shards
 
 FAST = TrainConfig(
     steps=80, batch_size=8, lr=3e-3, warmup=10, eval_every=40, checkpoint_every=40, log_every=20

@@ -29,15 +29,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import reduce
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline.containment_join import containment, containment_pairs
-from pipeline.ledger import Decision, duplicate_of, write_table_atomic
+from pipeline.io.atomic import write_table_atomic
+from pipeline.ledger import Decision, duplicate_of, write_decisions
 from pipeline.score import Score
 from pipeline.shingles import part_shingles, whole_shingles
+from pipeline.stages.base import Stage, stage_input
 
 STAGE = "dedupe"
 MATCHES_SCHEMA = pa.schema(
@@ -282,3 +285,27 @@ def run_items(
 def write_groups(groups: Sequence[Mapping[str, Any]], path: Any) -> None:
     """Write the item -> group table (the shard stage splits by group)."""
     write_table_atomic(pa.Table.from_pylist(list(groups), schema=GROUPS_SCHEMA), path)
+
+
+def write_outputs(
+    decisions: Sequence[Decision],
+    groups: Sequence[Mapping[str, Any]],
+    matches: Sequence[Match],
+    out_dir: Path,
+) -> None:
+    """The stage's folder: decisions.parquet (the duplicates), groups.parquet (item -> group)
+    and matches.parquet (every pair found, with how and how strongly)."""
+    write_decisions(decisions, out_dir / "decisions.parquet")
+    write_groups(groups, out_dir / "groups.parquet")
+    rows = [m.__dict__ for m in matches]
+    write_table_atomic(
+        pa.Table.from_pylist(rows, schema=MATCHES_SCHEMA), out_dir / "matches.parquet"
+    )
+
+
+SPEC = Stage(
+    "dedupe",
+    sections={"dedupe": DedupeConfig},
+    inputs=(stage_input("ingest"),),
+    decides=True,  # duplicate_of:<id>; groups.parquet and matches.parquet beside
+)

@@ -37,6 +37,7 @@ import pyarrow as pa
 from pipeline.corpora import CorpusDecl, SourceFile
 from pipeline.errors import GnmError
 from pipeline.executor import Limits, Outcome, iter_items
+from pipeline.io.score_store import ScoreWriter
 from pipeline.ledger import (
     ACCEPTED,
     Decision,
@@ -53,13 +54,13 @@ from pipeline.readers import (
 from pipeline.readers.parser_messages import PARSER_WARNINGS, FileMessages
 from pipeline.readers.voices import VoiceGroup
 from pipeline.score import Score, ScoreMeta
-from pipeline.score_store import ScoreWriter
 from pipeline.source_files import (
     NOT_A_REGULAR_FILE,
     os_problem,
     regular_file_sha256,
     valid_text,
 )
+from pipeline.stages.base import Input, Stage
 from pipeline.stages.ingest_cache import (
     StoreJob,
     cache_path,
@@ -467,3 +468,12 @@ def write_outputs(
                 writer.write(entry.row, entry.score)
     write_decisions(decisions, out_dir / "decisions.parquet")
     return decisions
+
+
+SPEC = Stage(
+    "ingest",
+    sections={"ingest": IngestConfig},
+    inputs=(Input("corpora", "corpora", "Folder of corpus declarations (*.yaml)."),),
+    columns=tuple(PIECES_SCHEMA),
+    decides=True,  # about every input: accepted, merged, or quarantined when unreadable
+)

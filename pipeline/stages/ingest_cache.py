@@ -17,12 +17,12 @@ from typing import Any
 
 from pipeline.errors import GnmError
 from pipeline.executor import Outcome
-from pipeline.ledger import write_text_atomic
+from pipeline.io.atomic import write_text_atomic
+from pipeline.io.score_io import score_from_dict, score_to_dict
 from pipeline.readers import ItemFailure, ReaderKind
 from pipeline.readers.parser_messages import FileMessages
 from pipeline.readers.voices import Voice, VoiceGroup
 from pipeline.score import Score
-from pipeline.score_io import score_from_dict, score_to_dict
 from pipeline.source_files import FILE_SYSTEM_REASONS
 from pipeline.stages.ingest_read import Parsed, ParseJob, parse_job
 

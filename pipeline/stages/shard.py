@@ -21,27 +21,32 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import GnmError
-from pipeline.ledger import sha256_file, write_text_atomic
+from pipeline.io.atomic import (
+    sha256_file,
+    stale_temporaries,
+    write_table_atomic,
+    write_text_atomic,
+)
+from pipeline.io.shards import (
+    FORMAT,
+    INDEX_FILE,
+    ROW_GROUP_ROWS,
+    VOCAB_FILE,
+    validate_index,
+)
+from pipeline.stages.base import Stage, stage_input
 from pipeline.stages.dedupe import DedupeConfig
 from pipeline.stages.leaks import refuse_leaks, token_rows
 from pipeline.stages.tokenize import TOKENS_SCHEMA
 from pipeline.tokenizer.vocab import Vocab
-
-FORMAT = "gnm-shards/1"
-INDEX_FILE = "index.json"
-VOCAB_FILE = "vocab.json"
-ROW_GROUP_ROWS = 512  # rows per Parquet row group: a reader's unit of streaming
-INDEX_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "shard_index.schema.json"
 
 
 def _shard_schema() -> pa.Schema:
@@ -114,9 +119,7 @@ def _batches_of_split(
 
 def _write_shard(table: pa.Table, path: Path) -> dict[str, Any]:
     table = table.combine_chunks()  # the bytes must not depend on how the rows were batched
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
-    tmp.replace(path)
+    write_table_atomic(table, path, row_group_size=ROW_GROUP_ROWS)
     return {
         "file": path.name,
         "split": table.column("split")[0].as_py(),
@@ -145,7 +148,7 @@ def run(
     """
     check_leaks(tokens_path, groups, cfg, vocab, works or {}, similarity or DedupeConfig(), on_rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".*.tmp"):
+    for stale in stale_temporaries(out_dir):
         stale.unlink()  # left by a killed run
     shards: list[dict[str, Any]] = []
     for split in SPLIT_ORDER:
@@ -193,6 +196,31 @@ def run(
     return index
 
 
+@dataclass(frozen=True)
+class ShardInputs:
+    """What the shard stage reads from the tokenize and dedupe folders."""
+
+    tokens_path: Path
+    vocab: Vocab
+    groups: Mapping[str, str]  # id -> dedupe group id
+    works: Mapping[str, str | None]  # id -> declared work key
+    rows: int  # token rows (pieces)
+
+
+def read_inputs(tokenize_dir: Path, dedupe_dir: Path) -> ShardInputs:
+    """tokens.parquet, vocab.json and dedupe's groups; GnmError naming a missing file."""
+    tokens_path = tokenize_dir / "tokens.parquet"
+    groups_path = dedupe_dir / "groups.parquet"
+    for path in (tokens_path, groups_path, tokenize_dir / VOCAB_FILE):
+        if not path.is_file():
+            raise GnmError(f"{path}: missing (run the stage that writes it first)")
+    table = pq.read_table(groups_path).to_pydict()
+    groups = dict(zip(table["id"], table["group"], strict=True))
+    works = dict(zip(table["id"], table.get("work", []), strict=False))  # older dedupe: none
+    rows = pq.ParquetFile(tokens_path).metadata.num_rows
+    return ShardInputs(tokens_path, Vocab.load(tokenize_dir / VOCAB_FILE), groups, works, rows)
+
+
 def check_leaks(
     tokens_path: Path,
     groups: Mapping[str, str],
@@ -215,70 +243,9 @@ def check_leaks(
     refuse_leaks(rows, similarity, str(tokens_path))
 
 
-@cache
-def _index_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(INDEX_SCHEMA_PATH.read_text())
-    return schema
-
-
-def validate_index(index: Mapping[str, Any], source: str) -> None:
-    """GnmError naming the first problem when `index` does not follow the shard index schema."""
-    try:
-        jsonschema.validate(index, _index_schema())
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "<top>"
-        raise GnmError(f"{source}: invalid shard index at {where}: {exc.message}") from None
-
-
-@dataclass(frozen=True)
-class ShardSet:
-    """A validated shard folder: its index, its vocabulary and the paths of its files."""
-
-    folder: Path
-    index: Mapping[str, Any]
-    vocab: Vocab
-
-    def require_vocab(self, vocab: Vocab, user: str) -> None:
-        """GnmError unless these shards use `vocab` (a checkpoint's, say: `user` names it)."""
-        if vocab.hash == self.vocab.hash:
-            return
-        if vocab.resolution != self.vocab.resolution:
-            raise GnmError(
-                f"{self.folder}: shards at {self.vocab.resolution} ticks per quarter, {user} at "
-                f"{vocab.resolution}: rebuild the shards with vocab.resolution: {vocab.resolution} "
-                f"(and quantize.resolution) in params.yaml, or train at {self.vocab.resolution}"
-            )
-        raise GnmError(
-            f"{self.folder}: shards use vocabulary {self.vocab.hash[:12]}, {user} uses "
-            f"{vocab.hash[:12]} (different tokens: rebuild the shards or use a matching {user})"
-        )
-
-    def files(self, split: str | None = None) -> list[Path]:
-        """Shard paths of one split (or all), in index order."""
-        return [
-            self.folder / s["file"]
-            for s in self.index["shards"]
-            if split is None or s["split"] == split
-        ]
-
-
-def open_shards(folder: Path, verify_hashes: bool = False) -> ShardSet:
-    """Read and check a shard folder (index schema, vocabulary hash; optionally file hashes)."""
-    path = folder / INDEX_FILE
-    if not path.is_file():
-        raise GnmError(f"{path}: missing (build the shards first: gnm data build)")
-    try:
-        index = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise GnmError(f"{path}: not JSON: {exc}") from None
-    validate_index(index, str(path))
-    vocab = Vocab.load(folder / index["vocab_file"])
-    if vocab.hash != index["vocab_hash"]:
-        raise GnmError(f"{path}: vocab.json hash {vocab.hash} differs from the index's")
-    for shard in index["shards"]:
-        file = folder / shard["file"]
-        if not file.is_file():
-            raise GnmError(f"{file}: listed in {path} but missing")
-        if verify_hashes and sha256_file(file) != shard["sha256"]:
-            raise GnmError(f"{file}: sha256 differs from {path} (a changed or partial shard)")
-    return ShardSet(folder, index, vocab)
+SPEC = Stage(
+    "shard",
+    sections={"shard": ShardConfig, "dedupe": DedupeConfig},
+    inputs=(stage_input("tokenize"), stage_input("dedupe", " (groups.parquet)")),
+    out="data/shards",
+)

@@ -19,8 +19,9 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from pipeline.ledger import write_text_atomic
-from pipeline.stages.shard import ShardSet
+from pipeline.io.atomic import atomic_path, write_text_atomic
+from pipeline.io.shards import ShardSet
+from pipeline.stages.base import Input, Stage
 
 GROUPINGS = ("corpus", "genre", "composer", "split")
 STATS_FORMAT = "gnm-stats/1"
@@ -195,11 +196,10 @@ def plot(stats: Mapping[str, Any], folder: Path) -> list[Path]:
     def save(fig: Any, name: str) -> None:
         fig.tight_layout()
         path = folder / name
-        tmp = path.with_name(f".{name}.tmp.png")
-        # A fixed date and no software tag keep the PNG bytes the same across builds.
-        fig.savefig(tmp, dpi=100, metadata={"Software": None})
+        with atomic_path(path) as tmp:
+            # A fixed date and no software tag keep the PNG bytes the same across builds.
+            fig.savefig(tmp, dpi=100, metadata={"Software": None})
         plt.close(fig)
-        tmp.replace(path)
         paths.append(path)
 
     def hist(ax: Any, dist: Mapping[str, Any], xlabel: str) -> None:
@@ -282,3 +282,6 @@ def table_rows(stats: Mapping[str, Any], by: str) -> tuple[list[str], list[list[
         for r in stats["by"][by]
     ]  # fmt: skip
     return header, rows
+
+
+SPEC = Stage("stats", inputs=(Input("shards", "data/shards", "Shard folder (with index.json)."),))

@@ -1,14 +1,17 @@
 """The tokenize stage: canonical score -> meter-normalised -> quantised -> Extended REMI ids.
 
-`prepare` is the chain every consumer shares (the CLI, the demo, the round-trip tests); `run`
-is the stage function over many scores. The returned report merges the counts of every step
-(reader, meter, quantise, encode) so that a user sees in one place what was changed or dropped.
+`prepare` is the chain every consumer shares (the CLI, the demo, the round-trip tests);
+`TokenizeStage` is the DVC stage (see `stages.base`). `tokenize_score`'s report merges the
+counts of every step (reader, meter, quantise, encode) so that a user sees in one place what was
+changed or dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -18,9 +21,11 @@ from pipeline.ledger import Decision, quarantined
 from pipeline.music.meter import MeterConfig, normalize_meters
 from pipeline.music.quantize import QuantizeConfig, QuantizeStats, quantize
 from pipeline.score import Score
+from pipeline.stages.base import ItemStage, Result, Stage, Tally, stage_input
 from pipeline.stages.meter import COLUMNS as METER_COLUMNS
 from pipeline.stages.quantize import COLUMNS as QUANTIZE_COLUMNS
 from pipeline.tokenizer import Tokenizer
+from pipeline.tokenizer.vocab import Vocab, VocabConfig
 
 
 @dataclass(frozen=True)
@@ -57,17 +62,6 @@ def tokenize_score(
     return TokenizedScore(prepared, encoding.ids, composer, stats, report)
 
 
-def run(
-    scores: Iterable[Score],
-    tokenizer: Tokenizer,
-    composer: str | None = None,
-    meter_cfg: MeterConfig | None = None,
-) -> Iterator[TokenizedScore]:
-    """Tokenize many scores lazily, in order."""
-    for score in scores:
-        yield tokenize_score(score, tokenizer, composer, meter_cfg)
-
-
 # -- the DVC stage ---------------------------------------------------------------------------
 STAGE = "tokenize"
 
@@ -98,27 +92,35 @@ TOKEN_COLUMNS = [
 TOKENS_SCHEMA = pa.schema([*CARRIED, *TOKEN_COLUMNS])
 
 
-def run_stage(
-    items: Iterable[tuple[dict[str, Any], Score]], tokenizer: Tokenizer
-) -> Iterator[dict[str, Any] | Decision]:
-    """Encode each prepared score into a tokens row; an encoding failure yields a quarantine."""
-    vocab = tokenizer.vocab
-    bar_id = vocab.index["Bar"]
-    known = set(vocab.config.composers)
-    if max(len(vocab), 1) > 2**16:
-        raise TokenizeError(f"a vocabulary of {len(vocab)} tokens does not fit uint16 shards")
-    for row, score in items:
-        composer = row.get("composer") if row.get("composer") in known else None
-        try:
-            encoding = tokenizer.encode_with_report(score, composer)
-        except TokenizeError as exc:
-            yield Decision.of(
-                row,
-                STAGE,
-                quarantined("tokenize"),
-                str(exc),
+class TokenizeStage(ItemStage):
+    """Encode every quantised score in Extended REMI: tokens.parquet, vocab.json, decisions.
+
+    Items an earlier stage after quantize rejected are skipped; an encoding failure quarantines
+    the piece (`tokenize`).
+    """
+
+    writes = "rows"
+    row_schema = TOKENS_SCHEMA
+    rows_file = "tokens.parquet"
+
+    def __init__(self, configs: Mapping[str, Any], inputs: Mapping[str, Path]) -> None:
+        self.vocab = Vocab(configs["vocab"])
+        self.tokenizer = Tokenizer(self.vocab)
+        if max(len(self.vocab), 1) > 2**16:
+            raise TokenizeError(
+                f"a vocabulary of {len(self.vocab)} tokens does not fit uint16 shards"
             )
-            continue
+        self.bar_id = self.vocab.index["Bar"]
+        self.known = set(self.vocab.config.composers)
+
+    def transform(self, row: dict[str, Any], score: Score) -> Result:
+        """The tokens row of one prepared score, or a quarantine decision."""
+        vocab = self.vocab
+        composer = row.get("composer") if row.get("composer") in self.known else None
+        try:
+            encoding = self.tokenizer.encode_with_report(score, composer)
+        except TokenizeError as exc:
+            return Decision.of(row, STAGE, quarantined("tokenize"), str(exc))
         ids = encoding.ids
         out = {f.name: row.get(f.name) for f in CARRIED}
         out.update(
@@ -127,9 +129,51 @@ def run_stage(
             bars=len(score.bars),
             token_count=len(ids),
             tokens=ids,
-            bar_offsets=[i for i, t in enumerate(ids) if t == bar_id],
+            bar_offsets=[i for i, t in enumerate(ids) if t == self.bar_id],
             meters=[str(b.meter) for b in score.bars],
             durations_clipped=encoding.report.get("durations_clipped", 0),
             unison_merged=encoding.report.get("unison_merged", 0),
         )
-        yield out
+        return out
+
+    def count(self, result: Result, counts: Counter[str]) -> None:
+        """Tokens, and composer labels that have no Composer token."""
+        if isinstance(result, dict):
+            counts["tokens"] += result["token_count"]
+            if result["composer"] and result["composer_token"] == "Composer_None":
+                counts[UNTOKENED + result["composer"]] += 1
+
+    def finish(self, out_dir: Path) -> None:
+        """vocab.json beside tokens.parquet (the shard stage copies it)."""
+        self.vocab.save(out_dir / "vocab.json")
+
+    def report(self, tally: Tally, out_dir: Path) -> tuple[dict[str, Any], list[str], list[str]]:
+        """Pieces, tokens, quarantines and the vocabulary's hash; a note on untokened composers."""
+        vocab, n, quarantines = self.vocab, tally.written, len(tally.decisions)
+        info = {"pieces": n, "tokens": tally.counts["tokens"], "quarantined": quarantines,
+                "vocab_hash": vocab.hash}  # fmt: skip
+        line = (
+            f"tokenize: {n} pieces, {info['tokens']:,} tokens ({quarantines} quarantined); "
+            f"vocabulary {len(vocab)} tokens, hash {vocab.hash[:12]}; wrote {out_dir}"
+        )
+        untokened = [(k.removeprefix(UNTOKENED), v) for k, v in tally.counts.most_common()
+                     if k.startswith(UNTOKENED)]  # fmt: skip
+        # A label without a token is legitimate (pre-training data); say so, never silently.
+        notes = [
+            "note: composers without a Composer token (encoded as Composer_None, label kept in "
+            "the `composer` column; add them to vocab.composers for a token): "
+            + ", ".join(f"{name} ({count})" for name, count in untokened)
+        ] if untokened else []  # fmt: skip
+        return info, [line], notes
+
+
+UNTOKENED = "untokened:"  # counter key prefix: a composer label without a Composer token
+
+SPEC = Stage(
+    STAGE,
+    sections={"vocab": VocabConfig},
+    inputs=(stage_input("quantize"),),
+    columns=tuple(TOKEN_COLUMNS),
+    decides=True,
+    item=TokenizeStage,
+)

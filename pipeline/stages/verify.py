@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.errors import MeterError
 from pipeline.ledger import Decision, quarantined
 from pipeline.music.meter import MeterConfig, normalize_meters
 from pipeline.score import Score
+from pipeline.stages.base import Input, ItemStage, Result, Stage, Tally, stage_input
 
 STAGE = "verify"
 
@@ -149,41 +152,40 @@ def notes_accounted(score: Score) -> int:
     return len(score.notes) + sum(int(score.report.get(k, 0)) for k in COUNTED_DROPS)
 
 
-def run(
-    pieces: Sequence[Mapping[str, Any]],
-    scores: Sequence[Score],
-    cfg: VerifyConfig,
-    meter_cfg: MeterConfig,
-    known_composers: Sequence[str],
-    on_done: Callable[[int], None] | None = None,
-) -> list[Decision]:
-    """One decision per failing item (accepted items need no row: ingest already listed them)."""
-    return run_items(zip(pieces, scores, strict=True), cfg, meter_cfg, known_composers, on_done)
+class VerifyStage(ItemStage):
+    """Check every ingested score (notes, length, pitch range, tempo, composer label, meters).
 
+    Duplicates too (the checks do not depend on dedupe); the first failing check quarantines.
+    """
 
-def run_items(
-    items: Iterable[tuple[Mapping[str, Any], Score]],
-    cfg: VerifyConfig,
-    meter_cfg: MeterConfig,
-    known_composers: Sequence[str],
-    on_done: Callable[[int], None] | None = None,
-) -> list[Decision]:
-    """`run` over (row, score) pairs as they stream in: memory holds one score at a time."""
-    decisions = []
-    for row, score in items:
-        reason = check(score, row, cfg, meter_cfg, known_composers)
-        if reason is not None:
-            decisions.append(
-                Decision.of(
-                    row,
-                    STAGE,
-                    quarantined(reason),
-                    _detail(reason, score, row),
-                )
-            )
-        if on_done:
-            on_done(1)
-    return decisions
+    def __init__(self, configs: Mapping[str, Any], inputs: Mapping[str, Path]) -> None:
+        from pipeline.corpora import known_composers, load_declarations
+
+        self.cfg: VerifyConfig = configs["verify"]
+        self.meter_cfg: MeterConfig = configs["meter"]
+        self.known = known_composers(load_declarations(inputs["corpora"]))
+
+    def transform(self, row: dict[str, Any], score: Score) -> Result:
+        """None when every check passes, else a quarantine decision."""
+        reason = check(score, row, self.cfg, self.meter_cfg, self.known)
+        if reason is None:
+            return None
+        return Decision.of(row, STAGE, quarantined(reason), _detail(reason, score, row))
+
+    def report(self, tally: Tally, out_dir: Path) -> tuple[dict[str, Any], list[str], list[str]]:
+        """Items, quarantines and their reasons."""
+        reasons = Counter(d.status.split(":", 1)[1] for d in tally.decisions)
+        info: dict[str, Any] = {
+            "items": tally.items,
+            "quarantined": len(tally.decisions),
+            "reasons": dict(sorted(reasons.items())),
+            "out": str(out_dir),
+        }
+        lines = [
+            f"verify: {tally.items} items, {len(tally.decisions)} quarantined; wrote {out_dir}"
+        ]
+        lines += [f"  quarantined:{reason}: {count}" for reason, count in info["reasons"].items()]
+        return info, lines, []
 
 
 def _detail(reason: str, score: Score, row: Mapping[str, Any]) -> str:
@@ -203,3 +205,16 @@ def _detail(reason: str, score: Score, row: Mapping[str, Any]) -> str:
     if reason.startswith("composer_mismatch"):
         return f"declared {row.get('composer')}, file says {row.get('source_composer')!r}"
     return ""
+
+
+SPEC = Stage(
+    STAGE,
+    sections={"verify": VerifyConfig, "meter": MeterConfig},
+    inputs=(
+        stage_input("ingest"),
+        Input("corpora", "corpora", "Folder of corpus declarations (*.yaml)."),
+    ),
+    decides=True,
+    item=VerifyStage,
+    skip_rejected=False,
+)

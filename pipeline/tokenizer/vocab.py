@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline.config_section import parse_section
 from pipeline.errors import TokenizeError
+from pipeline.io.atomic import write_text_atomic
 from pipeline.music.meters import SUPPORTED_METERS
 from pipeline.score import Meter
 
@@ -190,10 +191,7 @@ class Vocab:
 
     def save(self, path: str | Path) -> None:
         """Write the vocabulary file atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        tmp.replace(path)
+        write_text_atomic(Path(path), json.dumps(self.to_json(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:

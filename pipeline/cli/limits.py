@@ -20,9 +20,9 @@ import click
 
 from pipeline.errors import GnmError
 from pipeline.executor import Limits, run_items
+from pipeline.io.atomic import stale_temporaries
 from pipeline.params import Params
 from pipeline.stages.ingest_read import PRELOAD
-from pipeline.writers import partial_path
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -78,7 +78,8 @@ def run_limited(
         outcome = run_items(work, [item], limits=limits, scheduler="inline", preload=PRELOAD)[0]
     finally:
         for path in writes:
-            partial_path(path).unlink(missing_ok=True)
+            for stale in stale_temporaries(path.parent, path.name):
+                stale.unlink(missing_ok=True)
     if outcome.ok:
         return cast(R, outcome.value)
     detail = outcome.detail.removeprefix(f"{label}: ")  # the readers name the file themselves

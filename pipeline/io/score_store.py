@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -22,8 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import GnmError
+from pipeline.io.atomic import temporary_path
+from pipeline.io.score_io import NOTES_SCHEMA, fraction, notes_table, score_from_dict, score_to_dict
 from pipeline.score import Note, Score
-from pipeline.score_io import NOTES_SCHEMA, fraction, notes_table, score_from_dict, score_to_dict
 
 PIECES_FILE = "pieces.parquet"
 NOTES_FILE = "notes.parquet"
@@ -39,9 +39,7 @@ class ScoreWriter:
         self.out_dir = out_dir
         self.schema = schema
         out_dir.mkdir(parents=True, exist_ok=True)
-        self._tmp = {
-            name: out_dir / f".{name}.tmp-{os.getpid()}" for name in (PIECES_FILE, NOTES_FILE)
-        }
+        self._tmp = {name: temporary_path(out_dir / name) for name in (PIECES_FILE, NOTES_FILE)}
         self._pieces = pq.ParquetWriter(self._tmp[PIECES_FILE], schema, compression="zstd")
         self._notes = pq.ParquetWriter(self._tmp[NOTES_FILE], NOTES_SCHEMA, compression="zstd")
         self._rows: list[dict[str, Any]] = []

@@ -1,8 +1,4 @@
-"""The `gnm` command line. Commands are thin: they parse arguments and call library functions.
-
-Errors that GnM raises on purpose (`GnmError`) become one line on stderr and exit status 1;
-`gnm --debug ...` shows the traceback instead.
-"""
+"""`gnm tokenize|detokenize|vocab|demo`: the commands on single score and token files."""
 
 from __future__ import annotations
 
@@ -14,43 +10,16 @@ from typing import Any
 
 import click
 
-from pipeline import __version__
-from pipeline.cli_common import PARAMS_OPTION, tracked
-from pipeline.cli_limits import cli_limits, limit_options, run_limited
+from pipeline.cli.common import PARAMS_OPTION, tracked
+from pipeline.cli.limits import cli_limits, limit_options, run_limited
 from pipeline.errors import GnmError, TokenizeError
-from pipeline.ledger import write_text_atomic
+from pipeline.io.atomic import write_text_atomic
 from pipeline.params import Params, load_params
-from pipeline.readers import READER_KINDS, SUPPORTED_EXTENSIONS, ItemFailure, ReaderKind, read_items
+from pipeline.readers import READER_KINDS, ItemFailure, ReaderKind, read_items
 from pipeline.score import Score
 from pipeline.stages.tokenize import TokenizedScore, tokenize_score
 from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
 from pipeline.writers import WRITABLE_EXTENSIONS, write_score
-
-
-class GnmGroup(click.Group):
-    """A click group that turns GnmError into one line and a non-zero exit (unless --debug)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except GnmError as exc:
-            if ctx.find_root().params.get("debug"):
-                raise
-            click.echo(f"gnm: error: {exc}", err=True)
-            ctx.exit(1)
-
-
-@click.group(cls=GnmGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-@click.version_option(__version__, prog_name="gnm")
-def main(debug: bool) -> None:
-    """GnM: reproducible score datasets, Extended REMI tokens and composer-style generation.
-
-    \b
-    Example:
-      gnm demo                                  # tokenize bundled music21 pieces, print a summary
-      gnm tokenize score.mxl --composer Bach --json > tokens.jsonl
-    """
 
 
 def _tokenizer(
@@ -110,7 +79,7 @@ def tokenized_json(result: TokenizedScore, tokenizer: Tokenizer) -> dict[str, An
     }
 
 
-@main.command()
+@click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--composer", default=None, help="Composer token to condition on (default: Composer_None)."
@@ -254,7 +223,7 @@ def _load_token_input(path: Path, index: int) -> tuple[list[str | int], str]:
     )
 
 
-@main.command()
+@click.command()
 @click.argument("tokens_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "-o",
@@ -317,7 +286,7 @@ def _decode_file(
     return score_id, len(decoded.score.bars), len(decoded.score.notes), list(decoded.errors)
 
 
-@main.command()
+@click.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option(
     "--resolution", type=int, default=12, show_default=True, help="Grid ticks per quarter note."
@@ -348,7 +317,7 @@ def vocab(output: Path, resolution: int, composers: tuple[str, ...], max_duratio
     )
 
 
-@main.command()
+@click.command()
 @click.option(
     "--out",
     "out_dir",
@@ -378,26 +347,4 @@ def demo(out_dir: Path, as_json: bool) -> None:
         raise GnmError("a round trip was not exact; see the table above")
 
 
-# The `data` group's commands live in one module per concern; they are put together here, so
-# that no command module imports another (tests/test_imports.py: no import cycles).
-from pipeline import crosscheck_cli, inspect_cli, stage_cli  # noqa: E402
-from pipeline.build import build_command  # noqa: E402
-from pipeline.data_cli import data  # noqa: E402  (registered after main is defined)
-from pipeline.profile_pipelines import profiles_command  # noqa: E402
-
-for _command in (
-    *stage_cli.COMMANDS,
-    *inspect_cli.COMMANDS,
-    *crosscheck_cli.COMMANDS,
-    build_command,
-    profiles_command,
-):
-    data.add_command(_command)
-main.add_command(data)
-
-
-__all__ = ["SUPPORTED_EXTENSIONS", "main"]
-
-
-if __name__ == "__main__":
-    main()
+COMMANDS = (tokenize, detokenize, vocab, demo)

@@ -8,13 +8,14 @@ from typing import Any
 
 import click
 
-from pipeline.cli_common import BUILT_PROFILE_OPTION, PARAMS_OPTION
-from pipeline.cli_limits import cli_limits, limit_options, run_limited
+from pipeline.cli.common import BUILT_PROFILE_OPTION, PARAMS_OPTION
+from pipeline.cli.limits import cli_limits, limit_options, run_limited
 from pipeline.errors import GnmError
 from pipeline.inspect_losses import header_lines, losses, piece_report
-from pipeline.ledger import STAGE_ORDER
+from pipeline.io.shards import ShardSet, open_shards
+from pipeline.ledger import Decision
 from pipeline.params import load_params
-from pipeline.stages import shard as shard_stage
+from pipeline.stages import DECIDING
 from pipeline.stages import stats as stats_stage
 
 SHARDS_OPTION = click.option(
@@ -82,7 +83,7 @@ def stats(
       gnm data stats --json > stats.json
     """
     shards_dir = shards_of(profile, shards_dir)
-    shards = shard_stage.open_shards(shards_dir)
+    shards = open_shards(shards_dir)
     if not shards.index["shards"]:
         raise GnmError(f"{shards_dir}: the index lists no shards (every item was rejected?)")
     result = stats_stage.compute(shards)
@@ -102,10 +103,40 @@ def stats(
         f"tokens per bar: mean {tpb.get('mean')}, median {tpb.get('p50')}, p99 {tpb.get('p99')}; "
         f"token types: {', '.join(f'{k} {v:,}' for k, v in result['token_types'].items())}"
     )
+    for line in rejection_lines(shards_dir.parent):
+        click.echo(line)
     header, rows = stats_stage.table_rows(result, by)
     click.echo(_table(header, rows))
     if write_dir is not None:
         click.echo(f"wrote {write_dir / 'stats.json'} and {write_dir / 'plots'}/*.png")
+
+
+def rejection_lines(stages_dir: Path) -> list[str]:
+    """What each deciding stage of the build in `stages_dir` kept out of the shards, by reason
+    (one line per stage that rejected anything; none when the stage folders are elsewhere)."""
+    from collections import Counter
+
+    from pipeline.ledger import read_decisions
+
+    lines = []
+    for stage in DECIDING:
+        path = stages_dir / stage / "decisions.parquet"
+        if not path.is_file():
+            continue
+        reasons = Counter(_reason_kind(d) for d in read_decisions(path) if d.kind != "accepted")
+        if reasons:
+            listed = ", ".join(f"{status} {n:,}" for status, n in sorted(reasons.items()))
+            lines.append(f"rejected by {stage}: {sum(reasons.values()):,} ({listed})")
+    return lines
+
+
+def _reason_kind(decision: Decision) -> str:
+    """`duplicate`, `merged`, or the quarantine reason without its figures (`meter:7/4` ->
+    `meter`, `quality:silence` kept)."""
+    if decision.kind != "quarantined":
+        return str(decision.kind)
+    parts = decision.status.split(":")[1:]
+    return ":".join(p for p in parts if not any(c.isdigit() for c in p)) or parts[0]
 
 
 def ledger_trail(stages_dir: Path, item_id: str) -> list[dict[str, Any]]:
@@ -114,7 +145,7 @@ def ledger_trail(stages_dir: Path, item_id: str) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     trail = []
-    for stage in STAGE_ORDER:
+    for stage in DECIDING:
         path = stages_dir / stage / "decisions.parquet"
         if not path.is_file():
             continue
@@ -132,7 +163,7 @@ def ledger_trail(stages_dir: Path, item_id: str) -> list[dict[str, Any]]:
     return trail
 
 
-def find_row(shards: shard_stage.ShardSet, item_id: str) -> dict[str, Any] | None:
+def find_row(shards: ShardSet, item_id: str) -> dict[str, Any] | None:
     """The shard row of `item_id`, with the shard file it lives in, or None."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -151,7 +182,7 @@ _IN_LOSS_LINES = {"notes", "source_notes", "notes_moved", "moved_tuplet", "moved
                   "grace_dropped", "durations_clipped"}  # fmt: skip
 
 
-def _suggest(shards: shard_stage.ShardSet, item_id: str) -> list[str]:
+def _suggest(shards: ShardSet, item_id: str) -> list[str]:
     import polars as pl
 
     frame = pl.concat([pl.read_parquet(f, columns=["id"]) for f in shards.files()])
@@ -209,7 +240,7 @@ def inspect(
       gnm data inspect m21-mozart/mozart/k458/movement3.mxl --bars 4 -o k458.mid
     """
     shards_dir = shards_of(profile, shards_dir)
-    shards = shard_stage.open_shards(shards_dir)
+    shards = open_shards(shards_dir)
     stages_dir = stages_dir or shards_dir.parent
     trail = ledger_trail(stages_dir, item_id)
     row = find_row(shards, item_id)

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_common import PARAMS_OPTION, progress
-from pipeline.crosscheck import VERDICTS, below_target, crosscheck
-from pipeline.data_cli import (
+from pipeline.cli.common import PARAMS_OPTION, progress
+from pipeline.cli.sources import (
     CACHE_OPTION,
     CORPORA_OPTION,
     CORPUS_NAMES_OPTION,
@@ -18,12 +17,13 @@ from pipeline.data_cli import (
     SCHEDULER_OPTION,
     SOURCE_PROFILE_OPTION,
     WORKERS_OPTION,
-    _data_root,
     chosen_profile,
+    data_root_of,
     profile_files,
 )
+from pipeline.crosscheck import VERDICTS, below_target, crosscheck
 from pipeline.errors import GnmError
-from pipeline.ledger import write_text_atomic
+from pipeline.io.atomic import write_text_atomic
 from pipeline.params import load_params
 from pipeline.tokenizer import Tokenizer, Vocab
 
@@ -71,7 +71,7 @@ def crosscheck_command(
       gnm data crosscheck --corpus m21-folk --json
     """
     params = load_params(params_path)
-    root = _data_root(data_root, params)
+    root = data_root_of(data_root, params)
     profile = chosen_profile(params, profile_name, params_path) if not names else None
     decls, files = profile_files(corpora_dir, names, profile, root)
     if not files:
