@@ -17,7 +17,7 @@ from pipeline.cli import main
 from pipeline.params import load_params
 from pipeline.profile_pipelines import profile_dvc_yaml
 from pipeline.stages.shard import open_shards
-from tests.conftest import REPO, TEST_DATA, m21_path, make_build_root
+from tests.helpers import REPO, TEST_DATA, m21_path, make_build_root
 
 
 def test_a_new_corpus_with_a_new_composer_reaches_the_shards_with_its_own_token(

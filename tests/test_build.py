@@ -16,7 +16,7 @@ from pipeline.cli import main
 from pipeline.ledger import read_decisions
 from pipeline.params import load_params
 from pipeline.profile_pipelines import dvc_file, profile_dvc_yaml
-from tests.conftest import REPO, make_build_root
+from tests.helpers import REPO, make_build_root
 
 STAGES = ["ingest", "dedupe", "verify", "meter", "quantize", "tokenize", "shard", "stats", "ledger"]
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from tests.conftest import TEST_DATA, m21_path
+from tests.helpers import TEST_DATA, m21_path
 from tests.hostile import abc_megabyte_line, musicxml_overfull_bar
 
 

@@ -16,7 +16,7 @@ import pytest
 from pipeline.corpora import load_declaration
 from pipeline.stages import ingest
 from pipeline.stages.ingest import IngestConfig
-from tests.conftest import TEST_DATA, m21_path
+from tests.helpers import TEST_DATA, m21_path
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ import pytest
 from pipeline.executor import Limits, run_isolated
 from pipeline.readers.common import ItemFailure
 from pipeline.stages.ingest_read import ParseJob, parse_job
-from tests.conftest import m21_path
+from tests.helpers import m21_path
 from tests.hostile import HOSTILE, mutate
 
 LIMITS = Limits(timeout_s=30, memory_mb=1024)

@@ -15,7 +15,7 @@ from gnm_model.transformer import GnMTransformer
 from pipeline.errors import GnmError
 from pipeline.readers import read_scores
 from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
-from tests.conftest import m21_path
+from tests.helpers import m21_path
 from tests.hostile import abc_megabyte_line
 
 VOCAB = Vocab(VocabConfig())

@@ -15,7 +15,7 @@ from pipeline.score import Score
 from pipeline.score_store import iter_scores
 from pipeline.stages import ingest, ingest_cache, ingest_read
 from pipeline.stages.ingest import IngestConfig
-from tests.conftest import REPO, TEST_DATA, m21_path
+from tests.helpers import REPO, TEST_DATA, m21_path
 
 BROKEN = {
     "empty.mid": "empty_file",

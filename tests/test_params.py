@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.music.meter import MeterConfig
 from pipeline.params import Params, ParamsError, load_params
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_shipped_params_equal_the_dataclass_defaults() -> None:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pipeline.music.meter import normalize_meters
 from pipeline.music.quantize import QuantizeConfig, off_grid_reason, quantize, snap
 from pipeline.score import Meter, Note, Score, ScoreMeta, bars_from_meters
-from tests.conftest import m21_path, read_one
+from tests.helpers import m21_path, read_one
 
 
 def score_of(notes: list[tuple[F, int, F]], bars: int = 4) -> Score:

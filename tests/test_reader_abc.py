@@ -19,7 +19,7 @@ from pipeline.readers.common import ItemFailure
 from pipeline.readers.music21_reader import read_music21
 from pipeline.score import Meter, Score
 from pipeline.tokenizer import Tokenizer
-from tests.conftest import m21_path
+from tests.helpers import m21_path
 from tests.hostile import abc_megabyte_line, mutate
 
 Q = Fraction

@@ -9,7 +9,7 @@ from miditoolkit import Note as MidiNote
 
 from pipeline.errors import ScoreParseError
 from pipeline.readers import SUPPORTED_EXTENSIONS, ItemFailure, read_items, read_scores
-from tests.conftest import TEST_DATA, m21_path, read_one
+from tests.helpers import TEST_DATA, m21_path, read_one
 
 
 def test_hand_made_musicxml_edge_cases() -> None:

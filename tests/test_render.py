@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from gnm_model.cli import main
 from gnm_model.render import RenderError, find_soundfont, midi_to_wav, render, wav_peak
-from tests.conftest import m21_path, read_one
+from tests.helpers import m21_path, read_one
 
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None, reason="fluidsynth missing (.ci/run installs it)"

@@ -18,7 +18,7 @@ from pipeline.readers import read_scores
 from pipeline.score import Score
 from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
-from tests.conftest import m21_corpus_files, shared_data_root
+from tests.helpers import m21_corpus_files, shared_data_root
 
 M21_FILES = m21_corpus_files("bach", "beethoven", "mozart")
 ASAP_FILES = sorted((shared_data_root() / "asap").rglob("*.mxl"))

@@ -10,7 +10,7 @@ from pipeline.readers import read_scores
 from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
 from pipeline.writers import write_score
-from tests.conftest import TEST_DATA, m21_path, read_one
+from tests.helpers import TEST_DATA, m21_path, read_one
 
 
 @pytest.mark.parametrize("ext", [".mid", ".musicxml", ".mxl"])
