@@ -1,14 +1,29 @@
-"""Shared fixtures: tokenizers, the shared real data sets, tiny and quick builds. Helpers that test
-modules import (paths, readers, build folders) live in `tests/helpers.py`."""
+"""Shared fixtures (tokenizers, the shared real data sets, tiny and quick builds) and the hook that
+keeps built profiles out of the fast tier. Helpers that test modules import (paths, readers,
+build folders) live in `tests/helpers.py`."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
-from tests.helpers import make_build_root, quick_profile, shared_data_root
+from tests.helpers import BUILD_FIXTURES, make_build_root, quick_profile, shared_data_root
+
+# One OpenMP thread per test process (and the `gnm` processes tests start), set before anything
+# imports torch: `pytest -n 2` already runs one worker per core, and torch's threads on top of
+# that spin against each other (a sampling test took 12 s of CPU instead of 1 s on a busy box).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `corpus` every test that uses a built profile, directly or through another fixture:
+    the build takes seconds to minutes, and under xdist each worker builds its own."""
+    for item in items:
+        if BUILD_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.corpus)
 
 
 @pytest.fixture(scope="session")

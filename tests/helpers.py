@@ -16,6 +16,9 @@ from pipeline.score import Score
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO / "tests" / "data"
 
+# The session fixtures of conftest.py that build a profile: a test using one (directly or through
+# another fixture) is a `corpus` test, out of the fast tier.
+BUILD_FIXTURES = frozenset({"tiny_build", "quick_shards"})
 # The tiny `default` profile of `make_build_root`: a dozen short pieces, built in seconds.
 TINY_PROFILE = "{m21-bach: 10, m21-beethoven: 1, m21-mozart: 1, m21-chopin: null}"
 

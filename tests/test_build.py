@@ -86,6 +86,7 @@ def test_an_unknown_profile_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "no pipeline for profile 'nope'" in result.output
 
 
+@pytest.mark.corpus
 @pytest.mark.skipif(
     not dvc_available(), reason="DVC is not installed (scripts/setup.sh installs it)"
 )

@@ -82,6 +82,7 @@ def test_bad_input_is_one_line_without_traceback(name: str, problem: str) -> Non
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.corpus
 def test_debug_shows_the_traceback() -> None:
     proc = subprocess.run(
         [
@@ -162,7 +163,12 @@ def gnm_process(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedP
     ("make", "options", "reasons"),
     [
         (abc_megabyte_line, (), {"too_large"}),  # the fast reader refuses it at once
-        (abc_megabyte_line, ("--reader", "reference", "--timeout", "3"), {"timeout"}),  # music21
+        pytest.param(  # music21, until the 3 s limit stops it
+            abc_megabyte_line,
+            ("--reader", "reference", "--timeout", "3"),
+            {"timeout"},
+            marks=pytest.mark.corpus,
+        ),
         # Either the meter stage copes, or its failure is one line (it recursed until Python gave up).
         (musicxml_overfull_bar, ("--timeout", "20"), {"ok", "RecursionError", "timeout"}),
     ],

@@ -27,6 +27,7 @@ def untrained() -> Sampler:
     return Sampler(GnMTransformer(preset("tiny").for_vocab(VOCAB)), VOCAB)
 
 
+@pytest.mark.corpus
 def test_100_samples_of_an_untrained_model_all_decode(untrained: Sampler) -> None:
     tokenizer = Tokenizer(VOCAB)
     generator = torch.Generator().manual_seed(0)

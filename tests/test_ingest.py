@@ -63,6 +63,7 @@ def hanging_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ingest_read, "read_items", read)
 
 
+@pytest.mark.corpus
 def test_every_input_ends_accepted_or_quarantined_with_a_specific_reason(
     tmp_path: Path, hanging_reader: None
 ) -> None:

@@ -77,6 +77,7 @@ def test_real_32nd_note_passage_moves_at_12_but_not_at_24() -> None:
     assert at24.notes_moved < at12.notes_moved / 10
 
 
+@pytest.mark.corpus
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(

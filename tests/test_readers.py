@@ -62,6 +62,7 @@ def test_meter_changes_read_bar_by_bar() -> None:
     assert "4/4" in meters[:first_34] and "4/4" in meters[last_34 + 1 :]
 
 
+@pytest.mark.corpus
 def test_grace_notes_and_ties_across_bar_lines_in_opus133() -> None:
     s = read_one(m21_path("beethoven/opus133.mxl"))
     assert s.report["grace_dropped"] > 100

@@ -16,6 +16,7 @@ needs_fluidsynth = pytest.mark.skipif(
 )
 
 
+@pytest.mark.corpus
 @needs_fluidsynth
 def test_a_real_chorale_renders_to_audible_audio_and_an_engraved_page(tmp_path: Path) -> None:
     done = render(m21_path("bach/bwv66.6.mxl"), tmp_path, find_soundfont())
@@ -54,6 +55,7 @@ def test_a_non_wav_file_is_refused(tmp_path: Path) -> None:
         wav_peak(tmp_path / "x.wav")
 
 
+@pytest.mark.corpus
 def test_render_reads_and_engraves_under_the_time_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

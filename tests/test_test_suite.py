@@ -1,5 +1,7 @@
 """The test suite's own rules: helpers come from `tests/helpers.py`, never from `conftest.py`, and
-the fast tier (`pytest -m "not slow and not corpus"`) keeps at least one test of every test file."""
+the fast tier (`pytest -m "not slow and not corpus"`) keeps at least one test of every test file.
+A test leaves the fast tier by a slow or corpus mark, on itself or its module, or by using a
+built profile (conftest.py marks those corpus)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import BUILD_FIXTURES, REPO
 
 TESTS = REPO / "tests"
 # Markers that take a test out of the fast tier (registered in pyproject.toml).
@@ -37,9 +39,33 @@ def marker_names(node: ast.expr) -> set[str]:
     }
 
 
+def arguments(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The names of a function's parameters: for a test or a fixture, the fixtures it uses."""
+    return {arg.arg for arg in node.args.args}
+
+
+def functions(tree: ast.Module) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Every function defined in `tree`, in classes and other functions too."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+
+def building_fixtures(tree: ast.Module) -> set[str]:
+    """The fixtures that use a built profile: conftest's, and the module's own that use one of
+    them, directly or through each other."""
+    fixtures = {
+        node.name: arguments(node)
+        for node in functions(tree)
+        if any("fixture" in ast.unparse(d) for d in node.decorator_list)
+    }
+    building = set(BUILD_FIXTURES)
+    while grown := {name for name, uses in fixtures.items() if uses & building} - building:
+        building |= grown
+    return building
+
+
 def fast_tests(tree: ast.Module) -> list[str]:
-    """The test functions of a module (classes included) that no slow or corpus mark removes
-    from the fast tier: none when the module-level `pytestmark` holds one."""
+    """The test functions of a module (classes included) that stay in the fast tier: none when
+    the module-level `pytestmark` holds a slow or corpus mark."""
     module_marks = {
         mark
         for node in tree.body
@@ -51,15 +77,14 @@ def fast_tests(tree: ast.Module) -> list[str]:
     }
     if module_marks & HEAVY:
         return []
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
-            "test"
-        ):
-            marks = set().union(*(marker_names(d) for d in node.decorator_list))
-            if not marks & HEAVY:
-                found.append(node.name)
-    return found
+    building = building_fixtures(tree)
+    return [
+        node.name
+        for node in functions(tree)
+        if node.name.startswith("test")
+        and not set().union(*(marker_names(d) for d in node.decorator_list)) & HEAVY
+        and not arguments(node) & building
+    ]
 
 
 def parse(path: Path) -> ast.Module:
@@ -92,4 +117,10 @@ def test_the_fast_tier_check_sees_module_and_function_marks() -> None:
         "@pytest.mark.parametrize('x', [1])\ndef test_b(x): pass\n"
     )
     assert fast_tests(module) == ["test_b"]
+    module = ast.parse(
+        "import pytest\n@pytest.fixture\ndef shards(quick_shards): pass\n"
+        "@pytest.fixture\ndef index(shards): pass\n"
+        "def test_a(index): pass\ndef test_b(tiny_build): pass\ndef test_c(tmp_path): pass\n"
+    )
+    assert fast_tests(module) == ["test_c"]
     assert "tests.conftest" in imported_modules(ast.parse("from tests.conftest import REPO\n"))
