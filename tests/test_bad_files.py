@@ -203,6 +203,7 @@ def test_the_cli_builds_past_bad_files_and_parses_them_once_they_are_readable(
     assert (again["accepted"], again["quarantined"]) == (6, 5)
 
 
+@pytest.mark.corpus
 def test_a_build_runs_every_stage_past_every_bad_file(
     tmp_path: Path, locked: pytest.MonkeyPatch
 ) -> None:

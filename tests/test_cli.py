@@ -170,7 +170,12 @@ def gnm_process(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedP
             marks=pytest.mark.corpus,
         ),
         # Either the meter stage copes, or its failure is one line (it recursed until Python gave up).
-        (musicxml_overfull_bar, ("--timeout", "20"), {"ok", "RecursionError", "timeout"}),
+        pytest.param(
+            musicxml_overfull_bar,
+            ("--timeout", "20"),
+            {"ok", "RecursionError", "timeout"},
+            marks=pytest.mark.corpus,
+        ),
     ],
 )
 def test_tokenize_of_a_hostile_file_ends_in_time_with_one_line(

@@ -70,6 +70,7 @@ def untrained_run(folder: Path) -> Path:
     return run
 
 
+@pytest.mark.corpus
 def test_generate_writes_tokens_midi_and_musicxml(tmp_path: Path) -> None:
     run = untrained_run(tmp_path)
     args = [

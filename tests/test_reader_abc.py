@@ -396,6 +396,7 @@ def test_a_megabyte_line_is_refused_quickly(tmp_path: Path) -> None:
     assert info.value.reason == "too_large" and time.process_time() - started < 2
 
 
+@pytest.mark.corpus
 def test_a_long_tune_under_the_limit_reads_in_bounded_time(tmp_path: Path) -> None:
     body = "CDEF GABc|" * ((MAX_TUNE_CHARS - 100) // 10)
     started = time.process_time()  # CPU time: a loaded machine must not fail it
