@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from pipeline import add_corpus
 from pipeline.cli import main
 from pipeline.params import load_params
-from tests.conftest import m21_path, make_build_root
+from tests.helpers import m21_path, make_build_root
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -1,4 +1,5 @@
-"""The README walkthrough "Adding a corpus or a composer", step by step, on a tiny build."""
+"""The walkthrough "Adding a corpus or a composer" (docs/adding-a-corpus.md), step by step, on a
+tiny build."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from pipeline.cli import main
 from pipeline.io.shards import open_shards
 from pipeline.params import load_params
 from pipeline.profile_pipelines import profile_dvc_yaml
-from tests.conftest import REPO, TEST_DATA, m21_path, make_build_root
+from tests.helpers import REPO, TEST_DATA, m21_path, make_build_root
 
 
+@pytest.mark.corpus
 def test_a_new_corpus_with_a_new_composer_reaches_the_shards_with_its_own_token(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -74,24 +76,43 @@ def test_a_new_corpus_with_a_new_composer_reaches_the_shards_with_its_own_token(
     assert "Haydn" in {r["name"] for r in stats["by"]["composer"]}
 
 
-def readme_section() -> str:
-    """The README's "Adding a corpus or a composer", continuation lines joined, spaces collapsed."""
-    text = (REPO / "README.md").read_text()
-    start = text.index("## Adding a corpus or a composer")
-    section = text[start : text.index("\n## ", start + 1)]
-    return " ".join(section.replace("\\\n", " ").split())
+WALKTHROUGH = REPO / "docs" / "adding-a-corpus.md"
 
 
-def readme_command(command: str) -> list[str]:
-    """The arguments after `gnm` of a command the README section writes exactly so."""
-    assert command in readme_section(), f"the README no longer says: {command}"
+def walkthrough_text() -> str:
+    """The walkthrough page, continuation lines joined, spaces collapsed."""
+    text = WALKTHROUGH.read_text()
+    return " ".join(text.replace("\\\n", " ").split())
+
+
+def walkthrough_command(command: str) -> list[str]:
+    """The arguments after `gnm` of a command the walkthrough writes exactly so."""
+    assert command in walkthrough_text(), f"{WALKTHROUGH.name} no longer says: {command}"
     return shlex.split(command)[1:]
 
 
+# The walkthrough's commands, in its order, as the build below runs them (<file>: a file name).
+DECLARE = (
+    "gnm data add-corpus haydn-quartets --path ../shared/data/haydn --genre classical "
+    '--composer Haydn --profile haydn --profile-description "Haydn\'s quartets" '
+    "--params params.yaml"
+)
+BUILD = "gnm data build --profile haydn"
+STATS = "gnm data stats --by composer --profile haydn"
+QUARANTINED = "gnm data ledger --status quarantined --profile haydn"
+INSPECT = "gnm data inspect haydn-quartets/<file> --profile haydn -o x.mid"
+
+
+def test_the_walkthrough_writes_each_command_the_build_below_runs() -> None:
+    for command in (DECLARE, BUILD, STATS, QUARANTINED, INSPECT):
+        assert walkthrough_command(command)[:2] == shlex.split(command)[1:3]
+
+
+@pytest.mark.corpus
 def test_a_new_profile_made_by_add_corpus_builds_and_step_4_reads_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    # The README's layout: the repository beside ../shared/data, the data root params.yaml names.
+    # The walkthrough's layout: the repository beside ../shared/data, the data root params.yaml names.
     root = make_build_root(tmp_path / "repo", "{m21-bach: 3}")
     monkeypatch.chdir(root)
     monkeypatch.delenv("GNM_DATA_ROOT", raising=False)
@@ -103,7 +124,7 @@ def test_a_new_profile_made_by_add_corpus_builds_and_step_4_reads_it(
     runner = CliRunner()
 
     def gnm(command: str, file: str = "") -> str:
-        args = [arg.replace("<file>", file) for arg in readme_command(command)]
+        args = [arg.replace("<file>", file) for arg in walkthrough_command(command)]
         result = runner.invoke(main, args)
         assert result.exit_code == 0, result.output
         return result.output
@@ -114,11 +135,7 @@ def test_a_new_profile_made_by_add_corpus_builds_and_step_4_reads_it(
     shutil.copy(m21_path("haydn/opus74no1/movement1.mxl"), folder / "op74no1-movement1.mxl")
     shutil.copy(TEST_DATA / "no_notes.musicxml", folder / "no_notes.musicxml")
     # 2. Declare it in a profile params.yaml does not have: add-corpus creates the profile.
-    out = gnm(
-        "gnm data add-corpus haydn-quartets --path ../shared/data/haydn --genre classical "
-        '--composer Haydn --profile haydn --profile-description "Haydn\'s quartets" '
-        "--params params.yaml"
-    )
+    out = gnm(DECLARE)
     assert "created profile haydn" in out and "wrote profiles/haydn/dvc.yaml" in out, out
     assert (root / "profiles/haydn/dvc.yaml").read_text() == profile_dvc_yaml(
         (root / "dvc.yaml").read_text(), "haydn"
@@ -126,28 +143,25 @@ def test_a_new_profile_made_by_add_corpus_builds_and_step_4_reads_it(
     params = load_params("params.yaml")
     assert params.profile("haydn").corpora == {"haydn-quartets": None}
     assert params.profile("haydn").description == "Haydn's quartets"
-    # ... and more declared corpora on its `corpora:` line, as the README says.
+    # ... and more declared corpora on its `corpora:` line, as the walkthrough says.
     (root / "params.yaml").write_text(
         (root / "params.yaml")
         .read_text()
         .replace("corpora: [haydn-quartets]", "corpora: [haydn-quartets, m21-chopin]")
     )
     # 3. Build the new profile.
-    out = gnm("gnm data build --profile haydn")
+    out = gnm(BUILD)
     assert "build haydn: finished" in out and "shards in data/haydn/shards" in out, out
     assert "ingest: 3 files -> 3 items" in capfd.readouterr().out  # Haydn's 2, Chopin's 1
     assert not (root / "data/default").exists()  # nothing below reads the default profile
-    # 4. Look, with --profile: each command exactly as the README writes it.
-    stats = gnm("gnm data stats --by composer --profile haydn")
+    # 4. Look, with --profile: each command exactly as the walkthrough writes it.
+    stats = gnm(STATS)
     assert "data/haydn/shards:" in stats and "Haydn" in stats and "Chopin" in stats, stats
-    quarantined = gnm("gnm data ledger --status quarantined --profile haydn")
+    quarantined = gnm(QUARANTINED)
     assert quarantined.split("\t")[:2] == [
         "haydn-quartets/no_notes.musicxml",
         "quarantined:no_notes",
     ], quarantined
-    piece = gnm(
-        "gnm data inspect haydn-quartets/<file> --profile haydn -o x.mid",
-        file="op74no1-movement1.mxl",
-    )
+    piece = gnm(INSPECT, file="op74no1-movement1.mxl")
     assert "composer_token: Composer_Haydn" in piece and "wrote x.mid" in piece, piece
     assert (root / "x.mid").stat().st_size > 1000

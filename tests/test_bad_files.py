@@ -31,7 +31,7 @@ from pipeline.source_files import escape_name, regular_file_sha256, valid_text
 from pipeline.stages import ingest
 from pipeline.stages.ingest import IngestConfig
 from pipeline.synthetic import piece, write_midi
-from tests.conftest import m21_path, make_build_root
+from tests.helpers import m21_path, make_build_root
 
 PATH_MAX = 4096  # Linux: a path of this many bytes or more cannot be opened or listed
 # Where the deep folders stop: a listable folder whose file and subfolder pass PATH_MAX.
@@ -203,6 +203,7 @@ def test_the_cli_builds_past_bad_files_and_parses_them_once_they_are_readable(
     assert (again["accepted"], again["quarantined"]) == (6, 5)
 
 
+@pytest.mark.corpus
 def test_a_build_runs_every_stage_past_every_bad_file(
     tmp_path: Path, locked: pytest.MonkeyPatch
 ) -> None:

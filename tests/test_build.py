@@ -17,7 +17,7 @@ from pipeline.ledger import read_decisions
 from pipeline.params import load_params
 from pipeline.profile_pipelines import dvc_file, profile_dvc_yaml
 from pipeline.stages import STAGES as REGISTRY
-from tests.conftest import REPO, make_build_root
+from tests.helpers import REPO, make_build_root
 
 STAGES = [stage.name for stage in REGISTRY]  # the registry is dvc.yaml's order (test_stages)
 
@@ -87,6 +87,7 @@ def test_an_unknown_profile_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "no pipeline for profile 'nope'" in result.output
 
 
+@pytest.mark.corpus
 @pytest.mark.skipif(
     not dvc_available(), reason="DVC is not installed (scripts/setup.sh installs it)"
 )

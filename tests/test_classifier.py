@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gnm_model.classifier import (
     ClassifierConfig,
@@ -40,6 +41,7 @@ def test_windows_drop_the_composer_token_and_follow_bars() -> None:
     assert abs(np.linalg.norm(f) - 1) < 1e-5
 
 
+@pytest.mark.corpus
 def test_separable_composers_are_told_apart_under_group_folds() -> None:
     rng = np.random.default_rng(1)
     composers = ["Bach", "Mozart"]

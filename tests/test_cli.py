@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from tests.conftest import TEST_DATA, m21_path
+from tests.helpers import TEST_DATA, m21_path
 from tests.hostile import abc_megabyte_line, musicxml_overfull_bar
 
 
@@ -82,6 +82,7 @@ def test_bad_input_is_one_line_without_traceback(name: str, problem: str) -> Non
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.corpus
 def test_debug_shows_the_traceback() -> None:
     proc = subprocess.run(
         [
@@ -162,9 +163,19 @@ def gnm_process(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedP
     ("make", "options", "reasons"),
     [
         (abc_megabyte_line, (), {"too_large"}),  # the fast reader refuses it at once
-        (abc_megabyte_line, ("--reader", "reference", "--timeout", "3"), {"timeout"}),  # music21
+        pytest.param(  # music21, until the 3 s limit stops it
+            abc_megabyte_line,
+            ("--reader", "reference", "--timeout", "3"),
+            {"timeout"},
+            marks=pytest.mark.corpus,
+        ),
         # Either the meter stage copes, or its failure is one line (it recursed until Python gave up).
-        (musicxml_overfull_bar, ("--timeout", "20"), {"ok", "RecursionError", "timeout"}),
+        pytest.param(
+            musicxml_overfull_bar,
+            ("--timeout", "20"),
+            {"ok", "RecursionError", "timeout"},
+            marks=pytest.mark.corpus,
+        ),
     ],
 )
 def test_tokenize_of_a_hostile_file_ends_in_time_with_one_line(

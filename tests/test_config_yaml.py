@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from pipeline.config_yaml import MAX_BYTES, MAX_DEPTH, ConfigTooLarge, load_config, parse_config
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_the_shipped_files_read_as_with_safe_load() -> None:

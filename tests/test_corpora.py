@@ -11,7 +11,7 @@ import pytest
 from pipeline.corpora import load_declaration, load_declarations, resolve_data_root, validate_folder
 from pipeline.errors import CorpusError
 from pipeline.executor import Limits, run_isolated
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tests.hostile import yaml_alias_bomb
 
 CORPORA = REPO / "corpora"

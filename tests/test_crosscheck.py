@@ -11,7 +11,7 @@ from pipeline.errors import ScoreParseError, Unsupported
 from pipeline.readers import ItemFailure, read_items
 from pipeline.score import Bar, Meter, Score, ScoreMeta
 from pipeline.tokenizer import Tokenizer
-from tests.conftest import TEST_DATA, m21_path
+from tests.helpers import TEST_DATA, m21_path
 
 
 def _reference() -> Score:

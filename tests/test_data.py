@@ -10,6 +10,11 @@ import torch
 from gnm_model.data import DataConfig, TokenSplit, WindowBatches, Windows, evaluation_batches
 from pipeline.errors import GnmError
 from pipeline.io.shards import open_shards
+from pipeline.stages.tokenize import tokenize_score
+from pipeline.tokenizer import Tokenizer
+from tests.helpers import m21_path, read_one
+
+CHORALES = ["bach/bwv66.6.mxl", "bach/bwv269.mxl", "bach/bwv277.krn"]
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +22,35 @@ def split(quick_shards: Path) -> TokenSplit:
     return TokenSplit.load(open_shards(quick_shards), "train")
 
 
+def chorales_split(tokenizer: Tokenizer) -> TokenSplit:
+    """A TokenSplit of three Bach chorales tokenized here, as the shards would hold them."""
+    vocab = tokenizer.vocab
+    pieces = [
+        np.asarray(tokenize_score(read_one(m21_path(name)), tokenizer, "Bach").ids, np.uint16)
+        for name in CHORALES
+    ]
+    starts = np.zeros(len(pieces) + 1, dtype=np.int64)
+    np.cumsum([p.size for p in pieces], out=starts[1:])
+    bars = [np.flatnonzero(p == vocab.index["Bar"]) for p in pieces]
+    rows = np.full(len(pieces), vocab.composer_id("Bach") - vocab.composer_base)
+    return TokenSplit(vocab, np.concatenate(pieces), starts, bars, rows, CHORALES)
+
+
+def test_windows_of_three_chorales_start_at_a_bar_and_batches_repeat(tokenizer: Tokenizer) -> None:
+    split = chorales_split(tokenizer)
+    check_windows(split)
+    windows = Windows(split, DataConfig(context=64, batch_size=3, seed=5))
+    a, b = windows.batch(7), windows.batch(7)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
 def test_windows_start_at_a_bar_with_the_prefix_and_stay_in_range(split: TokenSplit) -> None:
+    check_windows(split)
+
+
+def check_windows(split: TokenSplit) -> None:
+    """Windows open with the composer, tempo and BOS prefix, then a bar, and stay within
+    A0-C8 after transposition."""
     vocab = split.vocab
     windows = Windows(split, DataConfig(context=128, batch_size=4, transpose=6, pack=False))
     rng = np.random.default_rng(0)

@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from tests.conftest import TEST_DATA, m21_path
+from tests.helpers import TEST_DATA, m21_path
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

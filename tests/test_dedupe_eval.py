@@ -5,8 +5,9 @@ Beethoven op. 18 no. 1 kern/MusicXML twins, the Schumann song twin (Dichterliebe
 O'Neill's tunes that appear in two overlapping files, ASAP's `*_no_repeat` files and their full
 versions, and the ASAP and Sapp-kern editions of the same Beethoven and Mozart sonata movements
 (and Sapp's Prestissimo of sonata 21, a file of its own and the end of the rondo's file).
-Every other pair of the evaluated items counts as a non-duplicate. Slow: it ingests about 300
-real files (cached in .cache/gnm after the first run).
+Every other pair of the evaluated items counts as a non-duplicate. The whole evaluation is slow:
+it ingests about 300 real files (cached in .cache/gnm after the first run); the quick test runs
+the same evaluation on music21's eight twin files only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import itertools
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -21,9 +23,7 @@ from pipeline.corpora import CorpusDecl, parse_declaration
 from pipeline.stages import dedupe, ingest
 from pipeline.stages.dedupe import DedupeConfig
 from pipeline.stages.ingest import IngestConfig
-from tests.conftest import REPO
-
-pytestmark = pytest.mark.slow
+from tests.helpers import REPO
 
 EVAL_CORPORA = {
     "m21-bach": {
@@ -60,16 +60,18 @@ EVAL_CORPORA = {
     },
 }
 PRIORITY = {"sapp-beethoven-sonatas": 80, "sapp-mozart-sonatas": 80, "asap": 70}
+# The Bach chorale and Schumann song twins: four labelled pairs, read in about a second.
+MUSIC21_TWINS = {name: EVAL_CORPORA[name] for name in ("m21-bach", "m21-classical")}
 
 
-def declarations() -> list[CorpusDecl]:
+def declarations(corpora: dict[str, dict[str, object]]) -> list[CorpusDecl]:
     return [
         parse_declaration(
             {"name": name, "description": "dedupe evaluation", "source": source, "genre": "classical",
              "licence": "see shared/data", "redistributable": False, "priority": PRIORITY.get(name, 50)},
             f"<eval:{name}>",
         )
-        for name, source in EVAL_CORPORA.items()
+        for name, source in corpora.items()
     ]  # fmt: skip
 
 
@@ -141,11 +143,24 @@ def closure(pairs: set[frozenset[str]]) -> set[frozenset[str]]:
     return {frozenset(p) for g in groups.values() for p in itertools.combinations(sorted(g), 2)}
 
 
-def test_dedupe_precision_and_recall_on_labelled_real_pairs(data_root: Path) -> None:
-    decls = declarations()
+class Evaluation(NamedTuple):
+    """Dedupe's groups against the known duplicate pairs of the evaluated items."""
+
+    ids: set[str]
+    labelled: set[frozenset[str]]  # the pairs `labelled_pairs` knows
+    same_notes: set[frozenset[str]]  # pairs dedupe matched by bytes or notes
+    truth: set[frozenset[str]]  # both, closed under transitivity
+    predicted: set[frozenset[str]]  # every pair of items dedupe put in one group
+
+
+def evaluate(
+    corpora: dict[str, dict[str, object]], data_root: Path, cache: Path, scheduler: str | None
+) -> Evaluation:
+    """Ingest the declared `corpora` (through `cache`), dedupe them and compare with the labels."""
+    decls = declarations(corpora)
     files = [f for d in decls for f in d.files(data_root)]
     result = ingest.run(
-        files, {d.name: d for d in decls}, IngestConfig(), REPO / ".cache" / "gnm", workers=2
+        files, {d.name: d for d in decls}, IngestConfig(), cache, scheduler=scheduler, workers=2
     )
     scored = list(result.scores())
     pieces = [row for _, row in scored]
@@ -155,23 +170,35 @@ def test_dedupe_precision_and_recall_on_labelled_real_pairs(data_root: Path) -> 
     # Pairs with the same notes after transposition and tempo scaling are duplicates by
     # definition, whatever their titles say (O'Neill prints some tunes twice under two names).
     same_notes = {frozenset((m.a, m.b)) for m in matches if m.via in ("exact", "identity")}
-    truth = closure(labelled | same_notes)
     members: dict[str, list[str]] = {}
     for g in groups:
         members.setdefault(g["group"], []).append(g["id"])
     predicted = {
         frozenset(p) for m in members.values() for p in itertools.combinations(sorted(m), 2)
     }
-    hits = predicted & truth
-    precision = len(hits) / len(predicted)
-    recall = len(hits) / len(truth)
-    missed = sorted(tuple(sorted(p)) for p in truth - predicted)
-    extra = sorted(tuple(sorted(p)) for p in predicted - truth)
-    print(f"\ndedupe on {len(ids)} items: {len(truth)} true pairs ({len(labelled)} labelled, "
-          f"{len(same_notes - labelled)} more with identical notes), {len(predicted)} predicted, "
+    return Evaluation(ids, labelled, same_notes, closure(labelled | same_notes), predicted)
+
+
+def test_dedupe_groups_exactly_the_music21_twins(tmp_path: Path) -> None:
+    found = evaluate(MUSIC21_TWINS, tmp_path, tmp_path / "cache", scheduler="inline")
+    assert len(found.ids) == 8 and len(found.labelled) == 4
+    assert found.predicted == found.truth == found.labelled
+
+
+@pytest.mark.slow
+def test_dedupe_precision_and_recall_on_labelled_real_pairs(data_root: Path) -> None:
+    found = evaluate(EVAL_CORPORA, data_root, REPO / ".cache" / "gnm", scheduler=None)
+    hits = found.predicted & found.truth
+    precision = len(hits) / len(found.predicted)
+    recall = len(hits) / len(found.truth)
+    missed = sorted(tuple(sorted(p)) for p in found.truth - found.predicted)
+    extra = sorted(tuple(sorted(p)) for p in found.predicted - found.truth)
+    print(f"\ndedupe on {len(found.ids)} items: {len(found.truth)} true pairs "
+          f"({len(found.labelled)} labelled, {len(found.same_notes - found.labelled)} more with "
+          f"identical notes), {len(found.predicted)} predicted, "
           f"precision {precision:.3f}, recall {recall:.3f}")  # fmt: skip
     print("missed:", missed[:20])
     print("extra:", extra[:20])
-    assert len(truth) >= 150
+    assert len(found.truth) >= 150
     assert precision >= 0.95, extra[:10]
     assert recall >= 0.90, missed[:10]

@@ -1,5 +1,6 @@
 """The stages on a real distributed Dask cluster: a scheduler and a worker started as separate
-processes on 127.0.0.1 give the same ingest decisions and scores as the local run."""
+processes on 127.0.0.1 give the same ingest decisions and scores as the local run. Starting them
+takes seconds; the quick test reaches an in-process cluster by its address instead."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from pipeline.corpora import load_declaration
 from pipeline.stages import ingest
 from pipeline.stages.ingest import IngestConfig
-from tests.conftest import TEST_DATA, m21_path
+from tests.helpers import TEST_DATA, m21_path
 
 
 def free_port() -> int:
@@ -67,7 +68,24 @@ def cluster(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+def test_a_scheduler_reached_by_its_address_gives_the_same_result_as_inline(
+    tmp_path: Path,
+) -> None:
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as in_process:
+        assert_same_as_inline(tmp_path, in_process.scheduler_address)
+
+
+@pytest.mark.corpus
 def test_distributed_cluster_gives_the_same_result_as_local(tmp_path: Path, cluster: str) -> None:
+    assert_same_as_inline(tmp_path, cluster)
+
+
+def assert_same_as_inline(tmp_path: Path, scheduler: str) -> None:
+    """Ingest a few good and bad files inline and on `scheduler`: same decisions and scores."""
     data = tmp_path / "data" / "mixed"
     data.mkdir(parents=True)
     for name in ("edge_cases.musicxml", "two_tunes.abc", "truncated.mid", "latin1.abc"):
@@ -83,7 +101,7 @@ def test_distributed_cluster_gives_the_same_result_as_local(tmp_path: Path, clus
     files = decl.files(tmp_path / "data")
     with (
         ingest.run(files, {"mixed": decl}, IngestConfig(), None, scheduler="inline") as local,
-        ingest.run(files, {"mixed": decl}, IngestConfig(), None, scheduler=cluster) as remote,
+        ingest.run(files, {"mixed": decl}, IngestConfig(), None, scheduler=scheduler) as remote,
     ):
         assert remote.decisions() == local.decisions()
         assert [s for s, _ in remote.scores()] == [s for s, _ in local.scores()]

@@ -34,6 +34,7 @@ def work(x: int) -> int:
 LIMITS = Limits(timeout_s=3, memory_mb=1024)
 
 
+@pytest.mark.corpus
 def test_isolated_outcomes_name_the_failure() -> None:
     assert run_isolated(work, 5, LIMITS).value == 50
     started = time.monotonic()
@@ -45,6 +46,7 @@ def test_isolated_outcomes_name_the_failure() -> None:
     assert run_isolated(work, 4, LIMITS).reason == "crash"
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("scheduler", ["inline", None])
 def test_run_items_keeps_order_and_reports_progress(scheduler: str | None) -> None:
     done: list[int] = []
@@ -57,6 +59,7 @@ def test_run_items_keeps_order_and_reports_progress(scheduler: str | None) -> No
     assert run_items(work, [], scheduler=scheduler) == []
 
 
+@pytest.mark.corpus
 def test_a_batch_survives_its_failures_and_keeps_order() -> None:
     """One child per batch: a hang, a bomb or a crash fails that item alone; the items after it
     run again in a fresh child, and each item gets its own time limit."""
@@ -83,6 +86,7 @@ def slow_ok(x: int) -> int:
     return x
 
 
+@pytest.mark.corpus
 def test_the_time_limit_is_per_item_not_per_batch() -> None:
     outcomes = run_isolated_batch(slow_ok, [1, 2, 3, 4], Limits(timeout_s=2, memory_mb=0))
     assert [o.value for o in outcomes] == [1, 2, 3, 4]  # 4.8 s in all, under 2 s each
@@ -92,7 +96,8 @@ def pid_of(_: int) -> int:
     return os.getpid()
 
 
-@pytest.mark.parametrize("scheduler", ["inline", None])
+# None: a local Dask cluster, seconds to start.
+@pytest.mark.parametrize("scheduler", ["inline", pytest.param(None, marks=pytest.mark.corpus)])
 def test_items_share_a_child_within_a_batch(scheduler: str | None) -> None:
     pairs = sorted(iter_items(pid_of, list(range(12)), scheduler=scheduler, workers=2, batch=4))
     assert [i for i, _ in pairs] == list(range(12))

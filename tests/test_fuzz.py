@@ -12,7 +12,7 @@ import pytest
 from pipeline.executor import Limits, run_isolated
 from pipeline.readers.common import ItemFailure
 from pipeline.stages.ingest_read import ParseJob, parse_job
-from tests.conftest import m21_path
+from tests.helpers import m21_path
 from tests.hostile import HOSTILE, mutate
 
 LIMITS = Limits(timeout_s=30, memory_mb=1024)
@@ -39,7 +39,11 @@ def outcome_of(path: Path) -> str:
     return "parsed" if not failures else f"items:{sorted(set(failures))[0]}"
 
 
-@pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.parametrize(
+    "name",
+    # Writing the zip bomb takes seconds.
+    [pytest.param(n, marks=pytest.mark.corpus) if n == "zip_bomb" else n for n in sorted(HOSTILE)],
+)
 def test_a_hostile_file_is_parsed_or_refused_with_a_reason_and_writes_nothing(
     name: str, tmp_path: Path
 ) -> None:
@@ -84,6 +88,7 @@ def _is_bug(reason: str) -> bool:
     return reason == "crash" or reason.startswith("unhandled:")
 
 
+@pytest.mark.corpus
 def test_a_sample_of_the_fuzz_benchmark_has_no_bugs_hangs_or_stray_writes(tmp_path: Path) -> None:
     """300 of bench/fuzz.py's cases (every structured one, then seeded mutants of each family)."""
     from pipeline.executor import run_isolated_batch

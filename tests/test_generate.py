@@ -15,7 +15,7 @@ from gnm_model.transformer import GnMTransformer
 from pipeline.errors import GnmError
 from pipeline.readers import read_scores
 from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
-from tests.conftest import m21_path
+from tests.helpers import m21_path
 from tests.hostile import abc_megabyte_line
 
 VOCAB = Vocab(VocabConfig())
@@ -27,6 +27,7 @@ def untrained() -> Sampler:
     return Sampler(GnMTransformer(preset("tiny").for_vocab(VOCAB)), VOCAB)
 
 
+@pytest.mark.corpus
 def test_100_samples_of_an_untrained_model_all_decode(untrained: Sampler) -> None:
     tokenizer = Tokenizer(VOCAB)
     generator = torch.Generator().manual_seed(0)
@@ -69,6 +70,7 @@ def untrained_run(folder: Path) -> Path:
     return run
 
 
+@pytest.mark.corpus
 def test_generate_writes_tokens_midi_and_musicxml(tmp_path: Path) -> None:
     run = untrained_run(tmp_path)
     args = [

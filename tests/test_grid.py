@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.score import Meter, Note, Score, ScoreMeta, bars_from_meters
 from pipeline.stages.grid import grid_report
-from tests.conftest import REPO, make_build_root
+from tests.helpers import REPO, make_build_root
 
 
 def score(onsets: list[F]) -> Score:

@@ -15,7 +15,7 @@ from pipeline.readers import ItemFailure, read_items
 from pipeline.score import Score
 from pipeline.stages import ingest, ingest_cache, ingest_read
 from pipeline.stages.ingest import IngestConfig
-from tests.conftest import REPO, TEST_DATA, m21_path
+from tests.helpers import REPO, TEST_DATA, m21_path
 
 BROKEN = {
     "empty.mid": "empty_file",
@@ -63,6 +63,7 @@ def hanging_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ingest_read, "read_items", read)
 
 
+@pytest.mark.corpus
 def test_every_input_ends_accepted_or_quarantined_with_a_specific_reason(
     tmp_path: Path, hanging_reader: None
 ) -> None:

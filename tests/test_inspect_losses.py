@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.inspect_losses import header_lines, losses
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tests.test_parser_messages import MUSIC21_SAYS, _corpus
 
 SHORT = "warn/unparseable_event.krn"  # music21 drops its 1/8192 note: 7 of 8 notes read

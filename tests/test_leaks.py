@@ -19,7 +19,7 @@ from pipeline.stages.tokenize import TOKENS_SCHEMA, tokenize_score
 from pipeline.tokenizer import Tokenizer
 from pipeline.tokenizer.decode import NoteOnsets, decode_ids
 from pipeline.tokenizer.grammar import Grammar
-from tests.conftest import m21_path
+from tests.helpers import m21_path
 from tests.test_shard import VOCAB, token_rows, write_tokens
 
 CFG = ShardConfig(target_tokens=1000)

@@ -19,7 +19,7 @@ from pipeline.music.meter import (
 from pipeline.score import Bar, Meter, Note, Score, ScoreMeta
 from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
-from tests.conftest import m21_path, read_one, shared_data_root
+from tests.helpers import m21_path, read_one, shared_data_root
 
 REQUIRED_RULES = {
     "2/2": ["4/4"], "4/2": ["4/4", "4/4"], "3/2": ["3/4", "3/4"], "6/4": ["3/4", "3/4"],

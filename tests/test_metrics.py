@@ -10,7 +10,7 @@ import pytest
 
 from gnm_model import metrics as m
 from pipeline.score import Meter, Note, Score, ScoreMeta, bars_from_meters
-from tests.conftest import m21_path, read_one
+from tests.helpers import m21_path, read_one
 
 
 def score(notes: list[tuple[F | int, int, F | int]], meters: list[Meter]) -> Score:

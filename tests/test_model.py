@@ -15,6 +15,7 @@ from pipeline.tokenizer import Vocab, VocabConfig
 VOCAB = Vocab(VocabConfig())
 
 
+@pytest.mark.corpus
 def test_the_paper_preset_has_46m_parameters_with_the_split() -> None:
     result = CliRunner().invoke(main, ["model", "info", "--preset", "paper", "--json"])
     assert result.exit_code == 0, result.output

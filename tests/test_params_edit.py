@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.params import ParamsError, parse_params
 from pipeline.params_edit import with_composer, with_corpus, with_profile
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 TEXT = """vocab:
   composers: ["Bach"]   # appended, never reordered

@@ -24,7 +24,7 @@ from pipeline.readers.parser_messages import (
 from pipeline.score import Score
 from pipeline.stages.ingest_read import ParseJob, parse_job
 from pipeline.stages.parser_warnings import WarningTally, ledger_detail
-from tests.conftest import REPO, TEST_DATA, read_one
+from tests.helpers import REPO, TEST_DATA, read_one
 
 WARNS = TEST_DATA / "unparseable_event.krn"
 MUSIC21_SAYS = "humdrum.spineParser: WARNING: Error in parsing event ('8192g') at line 11"

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.profile_pipelines import dvc_file, profile_dvc_yaml
 from pipeline.stages import STAGES
-from tests.conftest import REPO, make_build_root
+from tests.helpers import REPO, make_build_root
 
 
 def repo_with_profile(tmp_path: Path, name: str = "mine") -> Path:

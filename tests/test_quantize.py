@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pipeline.music.meter import normalize_meters
 from pipeline.music.quantize import QuantizeConfig, off_grid_reason, quantize, snap
 from pipeline.score import Meter, Note, Score, ScoreMeta, bars_from_meters
-from tests.conftest import m21_path, read_one
+from tests.helpers import m21_path, read_one
 
 
 def score_of(notes: list[tuple[F, int, F]], bars: int = 4) -> Score:
@@ -77,6 +77,7 @@ def test_real_32nd_note_passage_moves_at_12_but_not_at_24() -> None:
     assert at24.notes_moved < at12.notes_moved / 10
 
 
+@pytest.mark.corpus
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(

@@ -19,7 +19,7 @@ from pipeline.readers.common import ItemFailure
 from pipeline.readers.music21_reader import read_music21
 from pipeline.score import Meter, Score
 from pipeline.tokenizer import Tokenizer
-from tests.conftest import m21_path
+from tests.helpers import m21_path
 from tests.hostile import abc_megabyte_line, mutate
 
 Q = Fraction
@@ -396,6 +396,7 @@ def test_a_megabyte_line_is_refused_quickly(tmp_path: Path) -> None:
     assert info.value.reason == "too_large" and time.process_time() - started < 2
 
 
+@pytest.mark.corpus
 def test_a_long_tune_under_the_limit_reads_in_bounded_time(tmp_path: Path) -> None:
     body = "CDEF GABc|" * ((MAX_TUNE_CHARS - 100) // 10)
     started = time.process_time()  # CPU time: a loaded machine must not fail it

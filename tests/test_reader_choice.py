@@ -12,7 +12,7 @@ import pipeline.readers as readers
 from pipeline.errors import ScoreParseError, Unsupported
 from pipeline.readers import ItemFailure, read_items
 from pipeline.score import Score
-from tests.conftest import TEST_DATA
+from tests.helpers import TEST_DATA
 
 BOOK = """X:1
 T:One

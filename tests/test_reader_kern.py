@@ -19,7 +19,7 @@ from pipeline.readers.kern import read_kern
 from pipeline.readers.music21_reader import read_music21
 from pipeline.score import Meter, Score
 from pipeline.tokenizer import Tokenizer
-from tests.conftest import m21_path, shared_data_root
+from tests.helpers import m21_path, shared_data_root
 from tests.hostile import mutate
 
 F = Fraction

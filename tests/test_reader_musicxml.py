@@ -17,7 +17,7 @@ from pipeline.readers.music21_reader import read_music21
 from pipeline.readers.musicxml import read_musicxml
 from pipeline.score import Score
 from pipeline.tokenizer import Tokenizer
-from tests.conftest import m21_path
+from tests.helpers import m21_path
 from tests.hostile import HOSTILE
 
 F = Fraction

@@ -9,7 +9,7 @@ from miditoolkit import Note as MidiNote
 
 from pipeline.errors import ScoreParseError
 from pipeline.readers import SUPPORTED_EXTENSIONS, ItemFailure, read_items, read_scores
-from tests.conftest import TEST_DATA, m21_path, read_one
+from tests.helpers import TEST_DATA, m21_path, read_one
 
 
 def test_hand_made_musicxml_edge_cases() -> None:
@@ -62,6 +62,7 @@ def test_meter_changes_read_bar_by_bar() -> None:
     assert "4/4" in meters[:first_34] and "4/4" in meters[last_34 + 1 :]
 
 
+@pytest.mark.corpus
 def test_grace_notes_and_ties_across_bar_lines_in_opus133() -> None:
     s = read_one(m21_path("beethoven/opus133.mxl"))
     assert s.report["grace_dropped"] > 100

@@ -9,13 +9,14 @@ from click.testing import CliRunner
 
 from gnm_model.cli import main
 from gnm_model.render import RenderError, find_soundfont, midi_to_wav, render, wav_peak
-from tests.conftest import m21_path, read_one
+from tests.helpers import m21_path, read_one
 
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None, reason="fluidsynth missing (.ci/run installs it)"
 )
 
 
+@pytest.mark.corpus
 @needs_fluidsynth
 def test_a_real_chorale_renders_to_audible_audio_and_an_engraved_page(tmp_path: Path) -> None:
     done = render(m21_path("bach/bwv66.6.mxl"), tmp_path, find_soundfont())
@@ -54,6 +55,7 @@ def test_a_non_wav_file_is_refused(tmp_path: Path) -> None:
         wav_peak(tmp_path / "x.wav")
 
 
+@pytest.mark.corpus
 def test_render_reads_and_engraves_under_the_time_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import math
 import shutil
 import subprocess
 import threading
@@ -16,10 +17,11 @@ from gnm_model.classifier import ClassifierConfig
 from gnm_model.config import preset
 from gnm_model.generate import SampleConfig, Sampler
 from gnm_model.render import find_soundfont, wav_peak
-from gnm_model.report import evaluate_samples, load_samples
+from gnm_model.report import evaluate_samples, load_samples, metric_table
 from gnm_model.transformer import GnMTransformer
 from pipeline.io.shards import open_shards
 from pipeline.tokenizer import Tokenizer
+from tests.helpers import m21_path
 
 FAST = ClassifierConfig(epochs=20, folds=3, hash_bits=12)
 COMPOSERS = ["Bach", "Beethoven", "Mozart", "Chopin"]
@@ -50,6 +52,35 @@ def samples_dir(quick_shards: Path, tmp_path_factory: pytest.TempPathFactory) ->
         )
     )
     return folder
+
+
+def test_samples_load_from_token_files_and_scores_and_a_bad_file_keeps_its_error(
+    tmp_path: Path, tokenizer: Tokenizer
+) -> None:
+    (tmp_path / "a.json").write_text(json.dumps({"composer": "Bach", "ids": [5, 6, 7]}))
+    (tmp_path / "bad.json").write_text(json.dumps({"composer": "Bach"}))
+    shutil.copy(m21_path("bach/bwv66.6.mxl"), tmp_path / "chorale.mxl")
+    by_name = {s.name: s for s in load_samples(tmp_path, tokenizer)}
+    assert by_name.keys() == {"a", "bad", "chorale.mxl"}
+    assert (by_name["a"].composer, by_name["a"].ids, by_name["a"].error) == (
+        "Bach",
+        [5, 6, 7],
+        None,
+    )
+    assert str(by_name["bad"].error).startswith("unreadable token file")
+    assert by_name["chorale.mxl"].ids[2] == tokenizer.vocab.index["BOS"]
+
+
+def test_the_metric_table_pairs_generated_and_real_means_per_group() -> None:
+    generated = {"Bach": [{"entropy": 1.0}, {"entropy": 2.0}]}
+    real = {"Bach": [{"entropy": 3.0}], "Mozart": [{"entropy": 4.0}]}
+    rows = {(r["group"], r["metric"]): r for r in metric_table(generated, real)}
+    assert rows.keys() == {("Bach", "entropy"), ("Mozart", "entropy")}
+    bach, mozart = rows["Bach", "entropy"], rows["Mozart", "entropy"]
+    assert (bach["generated_n"], bach["real_n"]) == (2, 1)
+    assert (bach["generated_mean"], bach["real_mean"]) == (1.5, 3.0)
+    assert mozart["generated_n"] == 0 and mozart["real_mean"] == 4.0
+    assert math.isnan(mozart["generated_mean"]) and math.isnan(mozart["overlap"])
 
 
 class _Log(http.server.SimpleHTTPRequestHandler):

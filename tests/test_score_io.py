@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.io.score_io import score_from_dict, score_to_dict
 from pipeline.io.score_store import ScoreWriter, iter_scores
-from tests.conftest import TEST_DATA, m21_path, read_one
+from tests.helpers import TEST_DATA, m21_path, read_one
 
 
 @pytest.mark.parametrize(

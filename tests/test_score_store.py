@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.io.score_store import ScoreWriter, count_scores, iter_scores
-from tests.conftest import m21_path, read_one
+from tests.helpers import m21_path, read_one
 
 SCHEMA = pa.schema([("id", pa.string()), ("corpus", pa.string()), ("score_json", pa.string())])
 

@@ -134,6 +134,7 @@ run(Path(sys.argv[1]), {}, ShardConfig(target_tokens=int(sys.argv[3])), Vocab(Vo
 """
 
 
+@pytest.mark.corpus
 def test_a_shard_stage_killed_at_random_points_then_rerun_matches_a_clean_build(
     tmp_path: Path,
 ) -> None:

@@ -11,7 +11,7 @@ import pytest
 from pipeline.errors import ScoreParseError
 from pipeline.readers import source_counts
 from pipeline.readers.source_counts import SourceCount, count_source
-from tests.conftest import m21_path, shared_data_root
+from tests.helpers import m21_path, shared_data_root
 from tests.hostile import HOSTILE, mutate
 
 

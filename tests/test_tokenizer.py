@@ -11,7 +11,7 @@ from pipeline.score import Bar, Meter, Note, Part, Score, ScoreMeta, TempoChange
 from pipeline.stages.tokenize import prepare, tokenize_score
 from pipeline.tokenizer import Tokenizer
 from pipeline.tokenizer.grammar import Phase
-from tests.conftest import TEST_DATA, m21_path, read_one
+from tests.helpers import TEST_DATA, m21_path, read_one
 
 
 def hand_score() -> Score:

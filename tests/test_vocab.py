@@ -9,7 +9,7 @@ from pipeline.errors import TokenizeError
 from pipeline.score import Meter
 from pipeline.tokenizer import Vocab, VocabConfig
 from pipeline.tokenizer.vocab import validate_vocab_json
-from tests.conftest import TEST_DATA
+from tests.helpers import TEST_DATA
 
 
 def test_default_ids_are_stable() -> None:

@@ -10,7 +10,7 @@ from pipeline.corpora import music21_corpus_root
 from pipeline.readers import read_items
 from pipeline.readers.common import ItemFailure, abc_text
 from pipeline.readers.voices import VOICE_WORD, Voice, VoiceGroup, find_voice_groups
-from tests.conftest import m21_path
+from tests.helpers import m21_path
 
 JOSQUIN = sorted((music21_corpus_root() / "josquin").glob("*.abc"))
 # What the books hold: 29 tunes, the voices of 8 pieces (one duo, three trios, two four-voice

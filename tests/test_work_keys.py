@@ -11,7 +11,7 @@ from pipeline.errors import CorpusError
 from pipeline.stages import ingest
 from pipeline.stages.ingest import IngestConfig
 from pipeline.work_keys import WorkRule, work_key
-from tests.conftest import REPO, m21_path
+from tests.helpers import REPO, m21_path
 
 OPUS = WorkRule(
     "^prelude(?P<opus>[0-9]+)-(?P<number>[0-9]+)[.]krn$", "{composer}/op{opus}/{number}"
