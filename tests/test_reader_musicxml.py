@@ -8,7 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.crosscheck import compare_items, compare_scores
@@ -334,6 +334,7 @@ def test_a_zip_without_a_score_is_not_musicxml(tmp_path: Path) -> None:
 
 # -- invariants and the reference ----------------------------------------------------------------
 @settings(max_examples=40, deadline=None)
+@example(divisions=1, events=[("rest", 4, 0)])  # found by hypothesis: a lone whole rest in 1/4
 @given(
     divisions=st.sampled_from([1, 2, 3, 4, 12, 480]),
     events=st.lists(
@@ -366,7 +367,10 @@ def test_a_single_voice_reads_as_its_running_sum(
     xml = document([body], first=attributes(divisions, 1, 4))
     score = read(tmp_path_factory.mktemp("h"), xml)
     assert keys(score) == sorted(expected)
-    assert score.bars[0].start == 0 and sum(b.length for b in score.bars) >= position
+    assert score.bars[0].start == 0
+    # music21, the reference, shrinks a measure's lone whole or breve rest to the bar (here 1/4)
+    lone_bar_rest = [k for k, _, _ in events] == ["rest"] and position in (4, 8)
+    assert lone_bar_rest or sum(b.length for b in score.bars) >= position
 
 
 REAL_FILES = [
