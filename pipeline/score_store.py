@@ -11,6 +11,7 @@ only when the whole folder is written, so a killed stage leaves no half file und
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -18,12 +19,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import GnmError
-from pipeline.score import Note, Score
-from pipeline.score_io import NOTES_SCHEMA, fraction, notes_table, score_from_dict, score_to_dict
+from pipeline.score import NoteTable, Score
+from pipeline.score_io import NOTES_SCHEMA, notes_table, score_from_dict, score_to_dict
 
 PIECES_FILE = "pieces.parquet"
 NOTES_FILE = "notes.parquet"
@@ -119,40 +122,59 @@ def _require(folder: Path, name: str) -> Path:
 def iter_scores(
     folder: Path, batch_size: int = BATCH_PIECES
 ) -> Iterator[tuple[dict[str, Any], Score]]:
-    """Every (row without `score_json`, score) of a folder, in id order, a batch at a time."""
+    """Every (row without `score_json`, score) of a folder, in id order, a batch at a time.
+
+    Notes arrive column by column: each score gets a `NoteTable` sliced from the batch's arrays,
+    never a Python object per note.
+    """
     pieces = pq.ParquetFile(_require(folder, PIECES_FILE))
-    notes = _iter_note_rows(pq.ParquetFile(_require(folder, NOTES_FILE)))
-    pending: tuple[str, Note] | None = next(notes, None)
+    runs = _note_runs(pq.ParquetFile(_require(folder, NOTES_FILE)))
+    pending: tuple[str, NoteTable] | None = next(runs, None)
     for batch in pieces.iter_batches(batch_size=batch_size):
         for row in batch.to_pylist():
             body = json.loads(row.pop("score_json"))
             body["notes"] = []
             score = score_from_dict(body, validate=False)  # validated below, notes and all
             sid = score.meta.id
-            own: list[Note] = []
-            while pending is not None and pending[0] == sid:
-                own.append(pending[1])
-                pending = next(notes, None)
-            if pending is not None and pending[0] < sid:
+            own = NoteTable.empty()
+            if pending is not None and pending[0] == sid:
+                own = pending[1]
+                pending = next(runs, None)
+            if pending is not None and pending[0] <= sid:
                 raise GnmError(f"{folder / NOTES_FILE}: notes of {pending[0]} are out of order")
             yield row, score.replace(notes=own).validate()
     if pending is not None:
         raise GnmError(f"{folder / NOTES_FILE}: notes of {pending[0]} have no piece row")
 
 
-def _iter_note_rows(notes: pq.ParquetFile) -> Iterator[tuple[str, Note]]:
-    q = fraction
+NOTE_COLUMNS = ("onset_num", "onset_den", "pitch", "dur_num", "dur_den", "velocity", "part")
+
+
+def _note_runs(notes: pq.ParquetFile) -> Iterator[tuple[str, NoteTable]]:
+    """(piece id, its notes) for each run of rows of one piece, a run split across batches
+    joined again."""
+    carry: tuple[str, list[np.ndarray]] | None = None
     for batch in notes.iter_batches(batch_size=65536):
-        cols = batch.to_pydict()
-        for piece, on, od, pitch, dn, dd, vel, part in zip(
-            cols["piece"],
-            cols["onset_num"],
-            cols["onset_den"],
-            cols["pitch"],
-            cols["dur_num"],
-            cols["dur_den"],
-            cols["velocity"],
-            cols["part"],
-            strict=True,
-        ):
-            yield piece, Note(q(on, od), pitch, q(dn, dd), vel, part)
+        if not batch.num_rows:
+            continue
+        ids = batch.column("piece")
+        columns = [batch.column(name).to_numpy() for name in NOTE_COLUMNS]
+        changes = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy(
+            zero_copy_only=False
+        )
+        starts = np.concatenate(([0], np.flatnonzero(changes) + 1, [batch.num_rows])).tolist()
+        for lo, hi in itertools.pairwise(starts):
+            piece = ids[lo].as_py()
+            chunk = [c[lo:hi] for c in columns]
+            if carry is not None:
+                if carry[0] == piece:
+                    chunk = [np.concatenate(pair) for pair in zip(carry[1], chunk, strict=True)]
+                else:
+                    yield carry[0], NoteTable.from_fractions(*carry[1])
+                carry = None
+            if hi < batch.num_rows:
+                yield piece, NoteTable.from_fractions(*chunk)
+            else:
+                carry = (piece, chunk)  # the piece may go on in the next batch
+    if carry is not None:
+        yield carry[0], NoteTable.from_fractions(*carry[1])

@@ -35,14 +35,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
+import numpy as np
+
 from pipeline.errors import MeterError
 from pipeline.music.meters import SUPPORTED_METERS
-from pipeline.score import Bar, Meter, Note, Score
+from pipeline.notes import int_array, magnitude
+from pipeline.score import Bar, Meter, NoteTable, Score, bars_from_meters
 
 DEFAULT_RULES: Mapping[str, tuple[str, ...]] = {
     "2/2": ("4/4",),
@@ -195,16 +198,26 @@ def _rule_table(raw: object) -> tuple[dict[str, tuple[str, ...]], dict[str, str]
     return rules, pairs
 
 
-def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
-    """Return `score` with every bar a full bar of a supported meter (see the module docstring)."""
+@dataclass(frozen=True)
+class BarPlan:
+    """What meter normalisation does to a score's bars: the supported meters of the new bars, the
+    shift (quarters) applied from each original bar's start on, the pickup shift and the counts."""
+
+    meters: tuple[Meter, ...]
+    shifts: tuple[tuple[Fraction, Fraction], ...]  # (original bar start, shift from there on)
+    pickup_shift: Fraction
+    counts: Mapping[str, float]
+
+
+def plan_bars(bars: Sequence[Bar], cfg: MeterConfig | None = None) -> BarPlan:
+    """The normalisation of `bars` (MeterError for a meter without a rule); notes not needed."""
     cfg = cfg or MeterConfig()
     counts: defaultdict[str, float] = defaultdict(float)
     out_meters: list[Meter] = []
-    # (original bar start, shift applied to notes from there on)
     shifts: list[tuple[Fraction, Fraction]] = []
     shift = Fraction(0)
     pickup_shift = Fraction(0)
-    bars = list(score.bars)
+    bars = list(bars)
     if cfg.reinterpret_short_unruled:
         bars = _reinterpret_short_unruled(bars, cfg, counts)
     bars = _merge_split_bars(bars, counts)
@@ -228,21 +241,22 @@ def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
             meters, padding = _irregular_bar(bar, parts, cfg, counts)
             shift += padding
             out_meters.extend(meters)
-    notes = tuple(_shift_notes(score.notes, shifts))
-    new_bars = []
-    start = Fraction(0)
-    for meter in out_meters:
-        new_bars.append(Bar(start, meter.length, meter))
-        start += meter.length
+    return BarPlan(tuple(out_meters), tuple(shifts), pickup_shift, dict(counts))
+
+
+def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
+    """Return `score` with every bar a full bar of a supported meter (see the module docstring)."""
+    plan = plan_bars(score.bars, cfg)
+    shifts = plan.shifts
     tempos = tuple(t._replace(onset=t.onset + _shift_at(shifts, t.onset)) for t in score.tempos)
     return (
         score.replace(
-            notes=notes,
-            bars=tuple(new_bars),
+            notes=_shift_notes(score.table, shifts),
+            bars=bars_from_meters(plan.meters),
             tempos=tempos,
-            pickup_shift=score.pickup_shift + pickup_shift,
+            pickup_shift=score.pickup_shift + plan.pickup_shift,
         )
-        .with_counts(counts)
+        .with_counts(plan.counts)
         .validate()
     )
 
@@ -411,16 +425,21 @@ def _shortest_tail(parts: Sequence[Meter], length: Fraction) -> tuple[Meter, ...
     return tuple(parts)
 
 
-def _shift_notes(
-    notes: Sequence[Note], shifts: Sequence[tuple[Fraction, Fraction]]
-) -> Iterator[Note]:
-    """Move each note by the shift in force at its original onset."""
-    if not any(s for _, s in shifts):
-        yield from notes
-        return
-    for note in notes:
-        delta = _shift_at(shifts, note.onset)
-        yield note._replace(onset=note.onset + delta) if delta else note
+def _shift_notes(table: NoteTable, shifts: Sequence[tuple[Fraction, Fraction]]) -> NoteTable:
+    """Move each note by the shift in force at its original onset (at a resolution that holds
+    the shifts exactly)."""
+    if not len(table) or not any(s for _, s in shifts):
+        return table
+    resolution = math.lcm(table.resolution, *(x.denominator for pair in shifts for x in pair))
+    table = table.at(resolution)
+    starts = [int(s * resolution) for s, _ in shifts]
+    deltas = [int(d * resolution) for _, d in shifts]
+    bound = max(magnitude(table.onset), *map(abs, starts)) + max(map(abs, deltas)) + 1
+    onsets = int_array(table.onset, bound)
+    # Starts ascend: the shift in force is that of the last bar starting at or before the onset.
+    at = np.searchsorted(int_array(starts, bound), onsets, side="right") - 1
+    delta = np.where(at >= 0, int_array(deltas, bound)[np.maximum(at, 0)], 0)
+    return table.with_columns(onset=onsets + delta)
 
 
 def _shift_at(shifts: Sequence[tuple[Fraction, Fraction]], onset: Fraction) -> Fraction:

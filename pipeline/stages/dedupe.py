@@ -24,11 +24,8 @@ order of the inputs. Since the shard stage splits by group, a work never straddl
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
-from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -36,6 +33,7 @@ import pyarrow as pa
 
 from pipeline.containment_join import containment, containment_pairs
 from pipeline.ledger import Decision, duplicate_of, write_table_atomic
+from pipeline.notes import divide
 from pipeline.score import Score
 from pipeline.shingles import part_shingles, whole_shingles
 
@@ -84,34 +82,36 @@ class Signature:
 
 
 def identity_hash(score: Score) -> str:
-    """Hash of the notes after transposition and tempo normalisation (see module docstring)."""
-    events = sorted({(n.onset, n.pitch, n.duration) for n in score.notes})
-    if not events:
+    """Hash of the notes after transposition and tempo normalisation (see module docstring).
+
+    On the note columns: onsets relative to the first and every duration are whole ticks, so the
+    unit (the gcd of the inter-onset intervals and durations) is a whole number of ticks and
+    every normalised time an integer.
+    """
+    table = score.table
+    if not len(table):
         return ""
-    t0 = events[0][0]
-    low = min(p for _, p, _ in events)
-    steps = [o - t0 for o, _, _ in events if o != t0] + [d for _, _, d in events]
-    unit = reduce(_fraction_gcd, steps, Fraction(0)) or Fraction(1)
-    digest = hashlib.sha256()
-    for onset, pitch, duration in events:
-        digest.update(f"{(onset - t0) / unit},{pitch - low},{duration / unit};".encode())
-    return digest.hexdigest()
-
-
-def _fraction_gcd(a: Fraction, b: Fraction) -> Fraction:
-    return Fraction(
-        math.gcd(a.numerator * b.denominator, b.numerator * a.denominator),
-        a.denominator * b.denominator,
+    onset, pitch, duration, _, _ = table.columns()
+    order = np.lexsort((duration, pitch, onset))
+    onset, pitch, duration = onset[order], pitch[order], duration[order]
+    distinct = np.ones(len(onset), dtype=bool)
+    distinct[1:] = (
+        (onset[1:] != onset[:-1]) | (pitch[1:] != pitch[:-1]) | (duration[1:] != duration[:-1])
     )
+    onset, pitch, duration = onset[distinct] - onset[0], pitch[distinct], duration[distinct]
+    unit = int(np.gcd.reduce(np.concatenate((onset, duration)))) or 1
+    steps = zip((onset // unit).tolist(), (pitch - pitch.min()).tolist(),
+                (duration // unit).tolist(), strict=True)  # fmt: skip
+    text = "".join(f"{o},{p},{d};" for o, p, d in steps)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _note_arrays(score: Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Onsets (quarters, float64), pitches and parts of a score's notes."""
-    count = len(score.notes)
-    onsets = np.fromiter((float(x.onset) for x in score.notes), np.float64, count)
-    pitches = np.fromiter((x.pitch for x in score.notes), np.int64, count)
-    parts = np.fromiter((x.part for x in score.notes), np.int64, count)
-    return onsets, pitches, parts
+    """Onsets (quarters, float64: each the correctly rounded tick / resolution, as
+    `float(Fraction)`), pitches and parts of a score's notes."""
+    table = score.table
+    onsets = divide(table.onset, table.resolution)
+    return onsets, table.pitch, table.part
 
 
 def shingles(score: Score, n: int) -> np.ndarray:
