@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -36,9 +37,10 @@ def _f(value: Fraction) -> str:
     return f"{value.numerator}/{value.denominator}"
 
 
+@lru_cache(maxsize=1 << 16)
 def _fr(text: str) -> Fraction:
     """The Fraction `_f` wrote ("n/d", or an integer): split by hand, not by Fraction's regex
-    (3x faster), and shared through `fraction`."""
+    (3x faster), and cached: bar times repeat across scores."""
     num, _, den = text.partition("/")
     return fraction(int(num), int(den) if den else 1)
 
