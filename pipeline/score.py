@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pipeline.errors import ScoreValidationError
-from pipeline.notes import DEFAULT_VELOCITY, Note, NoteTable
+from pipeline.notes import DEFAULT_VELOCITY, Note, NoteTable, fraction
 
 DEFAULT_BPM = 120.0
 # Note and NoteTable live in pipeline.notes; readers import them from here, with the score.
@@ -288,8 +288,14 @@ def _first_note_breach(table: NoteTable, n_parts: int) -> str | None:
 
 def bars_from_meters(meters: Iterable[Meter], start: Fraction = Fraction(0)) -> tuple[Bar, ...]:
     """Contiguous full bars of the given meters starting at `start`."""
+    meters = list(meters)
+    # Integer starts at one common denominator: a Fraction addition per bar cost more than the
+    # rest of meter normalisation.
+    den = math.lcm(start.denominator, *{m.length.denominator for m in meters})
+    tick = start.numerator * (den // start.denominator)
     bars = []
     for meter in meters:
-        bars.append(Bar(start, meter.length, meter))
-        start += meter.length
+        length = meter.length
+        bars.append(Bar(fraction(tick, den), length, meter))
+        tick += length.numerator * (den // length.denominator)
     return tuple(bars)

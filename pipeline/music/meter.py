@@ -212,6 +212,11 @@ class BarPlan:
 def plan_bars(bars: Sequence[Bar], cfg: MeterConfig | None = None) -> BarPlan:
     """The normalisation of `bars` (MeterError for a meter without a rule); notes not needed."""
     cfg = cfg or MeterConfig()
+    if all(_full(b) and cfg.stands_alone(b.meter) for b in bars):
+        # Most scores: every rule below leaves full bars of ruled meters as they are, so the
+        # plan only decomposes them (no shift, nothing counted).
+        plain = tuple(m for b in bars for m in cfg.decompose(b.meter))
+        return BarPlan(plain, (), Fraction(0), {})
     counts: defaultdict[str, float] = defaultdict(float)
     out_meters: list[Meter] = []
     shifts: list[tuple[Fraction, Fraction]] = []
@@ -242,6 +247,12 @@ def plan_bars(bars: Sequence[Bar], cfg: MeterConfig | None = None) -> BarPlan:
             shift += padding
             out_meters.extend(meters)
     return BarPlan(tuple(out_meters), tuple(shifts), pickup_shift, dict(counts))
+
+
+def _full(bar: Bar) -> bool:
+    """`bar.complete` in integers (Fraction's comparison is slow, and asked of every bar)."""
+    length, meter = bar.length, bar.meter
+    return length.numerator * meter.denominator == 4 * meter.numerator * length.denominator
 
 
 def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:

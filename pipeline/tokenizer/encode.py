@@ -65,21 +65,25 @@ def encode_score(score: Score, vocab: Vocab, composer: str | None = None) -> Enc
         counts["unison_merged"] = int(len(distinct) - distinct.sum())
         onset, pitch, duration = onset[distinct], pitch[distinct], duration[distinct]
 
-    ts_ids = {m: vocab.ts_base + i for i, m in enumerate(vocab.meters)}
+    # TS id and positions of each meter, once per call (a score has hundreds of bars, few meters).
+    layout = {m: (vocab.ts_base + i, vocab.positions(m)) for i, m in enumerate(vocab.meters)}
+    bar_id = vocab.index["Bar"]
     starts: list[int] = []
     header: list[int] = []  # Bar, TS_<n/d> of each bar
     ends: list[int] = []
     for b, bar in enumerate(score.bars):
-        ts = ts_ids.get(bar.meter)
-        if ts is None or bar.length != bar.meter.length:
+        meter, length = bar.meter, bar.length
+        entry = layout.get(meter)
+        full = length.numerator * meter.denominator == 4 * meter.numerator * length.denominator
+        if entry is None or not full:
             raise TokenizeError(
-                f"{sid}: bar {b} is {bar.length} quarters of {bar.meter}, not a full bar of a "
+                f"{sid}: bar {b} is {length} quarters of {meter}, not a full bar of a "
                 "supported meter (normalise meters first)"
             )
         start = to_ticks(bar.start, res, f"bar {b} start", sid)
         starts.append(start)
-        ends.append(start + vocab.positions(bar.meter))
-        header += [vocab.index["Bar"], ts]
+        ends.append(start + entry[1])
+        header += (bar_id, entry[0])
     # Bars are contiguous from 0: a note belongs to the last bar starting at or before it.
     bar_of = np.searchsorted(np.array(starts, dtype=np.int64), onset, side="right") - 1
     outside = (bar_of < 0) | (onset >= (ends[-1] if ends else 0))
