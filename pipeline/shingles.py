@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.containment_join import distinct
+
 # Line tags: a top-line shingle never equals a bass-line one with the same steps.
 PART_LINE, TOP_LINE, BASS_LINE = 0, 1, 2
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: the n-gram's polynomial hash base
@@ -30,7 +32,7 @@ _EMPTY = np.zeros(0, dtype=np.uint32)
 
 def part_shingles(onsets: np.ndarray, pitches: np.ndarray, parts: np.ndarray, n: int) -> np.ndarray:
     """The parts view of notes given as arrays: sorted distinct uint32."""
-    return np.unique(_line_shingles(*_line(parts, onsets, pitches, highest=True), n, PART_LINE))
+    return distinct(_line_shingles(*_line(parts, onsets, pitches, highest=True), n, PART_LINE))
 
 
 def whole_shingles(onsets: np.ndarray, pitches: np.ndarray, n: int) -> np.ndarray:
@@ -38,7 +40,7 @@ def whole_shingles(onsets: np.ndarray, pitches: np.ndarray, n: int) -> np.ndarra
     one = np.zeros(len(onsets), dtype=np.int64)
     top = _line_shingles(*_line(one, onsets, pitches, highest=True), n, TOP_LINE)
     bass = _line_shingles(*_line(one, onsets, pitches, highest=False), n, BASS_LINE)
-    return np.unique(np.concatenate([top, bass]))
+    return distinct(np.concatenate([top, bass]))
 
 
 def _line(
