@@ -16,6 +16,7 @@ to arrays of Python integers (`dtype=object`): the same code, exact, slower.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
@@ -93,6 +94,50 @@ def to_fractions(ticks: np.ndarray, resolution: int) -> tuple[np.ndarray, np.nda
     """Ticks as reduced fractions of a quarter: `(numerators, denominators)`."""
     common = np.gcd(ticks, resolution)
     return ticks // common, resolution // common
+
+
+def tables_from_fractions(columns: Sequence[np.ndarray], bounds: Sequence[int]) -> list[NoteTable]:
+    """`NoteTable.from_fractions` of each run of rows `bounds[k]:bounds[k + 1]` of the fraction
+    columns (onset num, den, pitch, duration num, den, velocity, part), computed for all runs at
+    once: the store's loader calls it once per batch rather than once per score.
+
+    Exact: a run's resolution is the least common multiple of its denominators; a run where it
+    reaches 2**31, or a numerator 2**29, is converted on its own (Python integers if needed).
+    """
+    onset_num, onset_den, pitch, dur_num, dur_den, velocity, part = (
+        np.asarray(c, dtype=np.int64) for c in columns
+    )
+    starts = np.asarray(bounds[:-1], dtype=np.int64)
+    counts = np.diff(np.asarray(bounds, dtype=np.int64)).astype(np.int64)
+    if not len(starts):
+        return []
+    resolution = np.lcm.reduceat(np.lcm(onset_den, dur_den), starts)
+    row_res = np.repeat(resolution, counts)
+    # A positive common multiple below 2**31 is the least one: an intermediate lcm never
+    # exceeds the final one, so nothing overflowed on the way (see the docstring).
+    fits = (
+        (row_res > 0)
+        & (row_res < 1 << 31)
+        & (row_res % onset_den == 0)
+        & (row_res % dur_den == 0)
+        & (np.abs(onset_num) < 1 << 29)
+        & (np.abs(dur_num) < 1 << 29)
+    )
+    run_fits = np.logical_and.reduceat(fits, starts).tolist()
+    safe = np.where(fits, row_res, 1)
+    onset = onset_num * (safe // np.where(fits, onset_den, 1))
+    duration = dur_num * (safe // np.where(fits, dur_den, 1))
+    tables = []
+    for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        if run_fits[k]:
+            tables.append(NoteTable(onset[lo:hi], pitch[lo:hi], duration[lo:hi],
+                                    velocity[lo:hi], part[lo:hi], int(resolution[k])))  # fmt: skip
+        else:
+            run = [
+                c[lo:hi] for c in (onset_num, onset_den, pitch, dur_num, dur_den, velocity, part)
+            ]
+            tables.append(NoteTable.from_fractions(*run))
+    return tables
 
 
 class _Column:

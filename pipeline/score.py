@@ -26,7 +26,7 @@ from pipeline.notes import DEFAULT_VELOCITY, Note, NoteTable, fraction
 
 DEFAULT_BPM = 120.0
 # Note and NoteTable live in pipeline.notes; readers import them from here, with the score.
-__all__ = ["DEFAULT_BPM", "DEFAULT_VELOCITY", "Bar", "Meter", "Note", "NoteTable", "Part", "Score", "ScoreMeta", "TempoChange", "bars_from_meters"]  # fmt: skip
+__all__ = ["DEFAULT_BPM", "DEFAULT_VELOCITY", "Bar", "Meter", "Note", "NoteTable", "Part", "Score", "ScoreMeta", "TempoChange", "bars_from_meters", "new_bar"]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -92,6 +92,22 @@ class Bar:
     def complete(self) -> bool:
         """True when the bar is exactly as long as its meter says."""
         return self.length == self.meter.length
+
+
+# Slot setters: a frozen dataclass's __init__ costs three times as much, for hundreds of bars.
+_SET_BAR = tuple(Bar.__dict__[f].__set__ for f in ("start", "length", "meter", "pickup"))
+
+
+def new_bar(start: Fraction, length: Fraction, meter: Meter, pickup: bool = False) -> Bar:
+    """`Bar(start, length, meter, pickup)` through its slots (for loaders and readers that
+    build a score's bars by the hundred)."""
+    bar = object.__new__(Bar)
+    set_start, set_length, set_meter, set_pickup = _SET_BAR
+    set_start(bar, start)
+    set_length(bar, length)
+    set_meter(bar, meter)
+    set_pickup(bar, pickup)
+    return bar
 
 
 class TempoChange(NamedTuple):
@@ -296,6 +312,6 @@ def bars_from_meters(meters: Iterable[Meter], start: Fraction = Fraction(0)) -> 
     bars = []
     for meter in meters:
         length = meter.length
-        bars.append(Bar(fraction(tick, den), length, meter))
+        bars.append(new_bar(fraction(tick, den), length, meter))
         tick += length.numerator * (den // length.denominator)
     return tuple(bars)

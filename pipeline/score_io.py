@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.notes import NoteTable, fraction
-from pipeline.score import Bar, Meter, Part, Score, ScoreMeta, TempoChange
+from pipeline.score import Meter, Part, Score, ScoreMeta, TempoChange, new_bar
 
 NOTES_SCHEMA = pa.schema(
     [
@@ -89,7 +89,8 @@ def score_from_dict(data: Mapping[str, Any], *, validate: bool = True) -> Score:
         ),
         notes=_table_from_rows(data["notes"]),
         bars=tuple(
-            Bar(_fr(s), _fr(length), Meter.parse(m), bool(pk)) for s, length, m, pk in data["bars"]
+            new_bar(_fr(s), _fr(length), Meter.parse(m), bool(pk))
+            for s, length, m, pk in data["bars"]
         ),
         parts=tuple(
             Part(int(i), str(name), int(prog), bool(drum)) for i, name, prog, drum in data["parts"]

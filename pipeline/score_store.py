@@ -11,7 +11,6 @@ only when the whole folder is written, so a killed stage leaves no half file und
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -25,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import GnmError
+from pipeline.notes import tables_from_fractions
 from pipeline.score import NoteTable, Score
 from pipeline.score_io import NOTES_SCHEMA, notes_table, score_from_dict, score_to_dict
 
@@ -162,19 +162,29 @@ def _note_runs(notes: pq.ParquetFile) -> Iterator[tuple[str, NoteTable]]:
         changes = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy(
             zero_copy_only=False
         )
-        starts = np.concatenate(([0], np.flatnonzero(changes) + 1, [batch.num_rows])).tolist()
-        for lo, hi in itertools.pairwise(starts):
-            piece = ids[lo].as_py()
-            chunk = [c[lo:hi] for c in columns]
-            if carry is not None:
-                if carry[0] == piece:
-                    chunk = [np.concatenate(pair) for pair in zip(carry[1], chunk, strict=True)]
-                else:
-                    yield carry[0], NoteTable.from_fractions(*carry[1])
+        bounds = np.concatenate(([0], np.flatnonzero(changes) + 1, [batch.num_rows])).tolist()
+        pieces = ids.take(bounds[:-1]).to_pylist()
+        if carry is not None:
+            first_hi = bounds[1]
+            if carry[0] == pieces[0]:  # the carried piece goes on: join its rows, then convert
+                chunk = [
+                    np.concatenate((a, c[:first_hi]))
+                    for a, c in zip(carry[1], columns, strict=True)
+                ]
                 carry = None
-            if hi < batch.num_rows:
-                yield piece, NoteTable.from_fractions(*chunk)
+                if len(bounds) == 2:  # ... and may go on further
+                    carry = (pieces[0], chunk)
+                    continue
+                yield pieces[0], NoteTable.from_fractions(*chunk)
+                bounds, pieces = bounds[1:], pieces[1:]
             else:
-                carry = (piece, chunk)  # the piece may go on in the next batch
+                yield carry[0], NoteTable.from_fractions(*carry[1])
+                carry = None
+        # Every run but the last is whole; the last may go on in the next batch.
+        first_lo, last_lo = bounds[0], bounds[-2]
+        runs = [c[first_lo:last_lo] for c in columns]
+        tables = tables_from_fractions(runs, [b - first_lo for b in bounds[:-1]])
+        yield from zip(pieces[:-1], tables, strict=True)
+        carry = (pieces[-1], [c[last_lo:] for c in columns])
     if carry is not None:
         yield carry[0], NoteTable.from_fractions(*carry[1])

@@ -47,7 +47,7 @@ from pipeline.readers.common import (
     report_dict,
 )
 from pipeline.readers.midi_scan import TrackScan, bad_midi, frame, scan_track, suspect
-from pipeline.score import Bar, Meter, NoteTable, Part, Score, ScoreMeta, TempoChange
+from pipeline.score import Bar, Meter, NoteTable, Part, Score, ScoreMeta, TempoChange, new_bar
 
 # mido's key-signature table ((sharps, mode) -> name); anything else makes mido refuse the file.
 _MAJOR = ["Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#"]
@@ -63,11 +63,6 @@ KEY_NAMES: dict[tuple[int, int], str] = {
 CACHE_LIMIT = 200_000  # fractions kept per resolution (about 20 MB at most)
 CACHE_SCALES = 8  # resolutions kept (ticks per beat, and bar units)
 _FRACTIONS: dict[int, dict[int, Fraction]] = {}
-_new_object = object.__new__
-# Slot setters: a frozen dataclass's __init__ costs five times as much, for hundreds of bars.
-_SET_START, _SET_LENGTH, _SET_METER, _SET_PICKUP = (
-    Bar.__dict__[f].__set__ for f in ("start", "length", "meter", "pickup")
-)
 
 
 def read_midi_fast(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
@@ -254,16 +249,6 @@ def _fractions(values: np.ndarray, scale: int) -> list[Fraction]:
     return made
 
 
-def _bar(start: Fraction, length: Fraction, meter: Meter, pickup: bool = False) -> Bar:
-    """`Bar(start, length, meter, pickup)` through its slots."""
-    bar = _new_object(Bar)
-    _SET_START(bar, start)
-    _SET_LENGTH(bar, length)
-    _SET_METER(bar, meter)
-    _SET_PICKUP(bar, pickup)
-    return bar
-
-
 def _bars(
     signatures: list[tuple[int, int, int]],
     end: int,
@@ -324,9 +309,11 @@ def _bars(
     lengths = np.array([r[0] for r in raw], dtype=np.int64)
     starts = np.zeros(len(raw), dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
-    bars = list(map(_bar, _fractions(starts, unit), _fractions(lengths, unit), [r[1] for r in raw]))
+    bars = list(
+        map(new_bar, _fractions(starts, unit), _fractions(lengths, unit), [r[1] for r in raw])
+    )
     if pickup is not None:
-        bars[0] = _bar(bars[0].start, bars[0].length, pickup, True)
+        bars[0] = new_bar(bars[0].start, bars[0].length, pickup, True)
     return tuple(bars)
 
 
