@@ -38,6 +38,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -155,18 +156,29 @@ class MeterConfig:
 
     def stands_alone(self, meter: Meter) -> bool:
         """True when one bar of `meter` has supported meters of its own (supported or ruled)."""
-        text = str(meter)
-        return text in self.supported or text in self.rules
+        return meter in self._decompositions
 
     def decompose(self, meter: Meter) -> tuple[Meter, ...]:
         """The supported meters a full bar of `meter` becomes; MeterError when there is no rule."""
-        text = str(meter)
-        if text in self.supported:
-            return (meter,)
-        parts = self.rules.get(text)
+        parts = self._decompositions.get(meter)
         if parts is None:
-            raise MeterError(text)
-        return tuple(Meter.parse(p) for p in parts)
+            raise MeterError(str(meter))
+        return parts
+
+    @cached_property
+    def _decompositions(self) -> dict[Meter, tuple[Meter, ...]]:
+        """Every supported or ruled meter and its decomposition, asked once per bar."""
+        table: dict[Meter, tuple[Meter, ...]] = {
+            Meter.parse(m): (Meter.parse(m),) for m in self.supported
+        }
+        for source, parts in self.rules.items():
+            table.setdefault(Meter.parse(source), tuple(Meter.parse(p) for p in parts))
+        return table
+
+    @cached_property
+    def longest(self) -> Fraction:
+        """The longest bar `express` can return, in quarters."""
+        return max(Meter.parse(m).length for m in (*self.supported, *self.rules))
 
     def express(self, length: Fraction, meter: Meter) -> tuple[Meter, ...] | None:
         """Supported meters adding up to exactly `length` quarters, preferring `meter`'s family."""
@@ -396,7 +408,7 @@ def _irregular_bar(
     longer than the longest rule, so the cuts above that length are made at once.
     """
     step = bar.meter.length
-    cuts = max(0, math.ceil((bar.length - _longest(cfg)) / step))
+    cuts = max(0, math.ceil((bar.length - cfg.longest) / step))
     length = bar.length - cuts * step
     exact = cfg.express(length, bar.meter)
     while exact is None and length > step:
@@ -419,11 +431,6 @@ def _irregular_bar(
     padding = step - length
     counts["padding_quarters"] += float(padding)
     return [*meters, *parts], padding
-
-
-def _longest(cfg: MeterConfig) -> Fraction:
-    """The longest bar `cfg.express` can return, in quarters."""
-    return max(Meter.parse(m).length for m in (*cfg.supported, *cfg.rules))
 
 
 def _shortest_tail(parts: Sequence[Meter], length: Fraction) -> tuple[Meter, ...]:
