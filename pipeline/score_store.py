@@ -31,6 +31,7 @@ from pipeline.score_io import NOTES_SCHEMA, notes_table, score_from_dict, score_
 PIECES_FILE = "pieces.parquet"
 NOTES_FILE = "notes.parquet"
 BATCH_PIECES = 256  # scores per Parquet row group: bounds memory in both directions
+NOTE_ROWS = 65536  # note rows read at once (a piece's notes may span batches)
 
 
 class ScoreWriter:
@@ -120,15 +121,16 @@ def _require(folder: Path, name: str) -> Path:
 
 
 def iter_scores(
-    folder: Path, batch_size: int = BATCH_PIECES
+    folder: Path, batch_size: int = BATCH_PIECES, note_rows: int = NOTE_ROWS
 ) -> Iterator[tuple[dict[str, Any], Score]]:
-    """Every (row without `score_json`, score) of a folder, in id order, a batch at a time.
+    """Every (row without `score_json`, score) of a folder, in id order, a batch at a time
+    (`batch_size` pieces, `note_rows` note rows).
 
     Notes arrive column by column: each score gets a `NoteTable` sliced from the batch's arrays,
     never a Python object per note.
     """
     pieces = pq.ParquetFile(_require(folder, PIECES_FILE))
-    runs = _note_runs(pq.ParquetFile(_require(folder, NOTES_FILE)))
+    runs = _note_runs(pq.ParquetFile(_require(folder, NOTES_FILE)), note_rows)
     pending: tuple[str, NoteTable] | None = next(runs, None)
     for batch in pieces.iter_batches(batch_size=batch_size):
         for row in batch.to_pylist():
@@ -150,11 +152,11 @@ def iter_scores(
 NOTE_COLUMNS = ("onset_num", "onset_den", "pitch", "dur_num", "dur_den", "velocity", "part")
 
 
-def _note_runs(notes: pq.ParquetFile) -> Iterator[tuple[str, NoteTable]]:
+def _note_runs(notes: pq.ParquetFile, batch_rows: int) -> Iterator[tuple[str, NoteTable]]:
     """(piece id, its notes) for each run of rows of one piece, a run split across batches
     joined again."""
     carry: tuple[str, list[np.ndarray]] | None = None
-    for batch in notes.iter_batches(batch_size=65536):
+    for batch in notes.iter_batches(batch_size=batch_rows):
         if not batch.num_rows:
             continue
         ids = batch.column("piece")
