@@ -24,7 +24,7 @@ order of the inputs. Since the shard stage splits by group, a work never straddl
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +35,10 @@ from pipeline.containment_join import containment, containment_pairs
 from pipeline.ledger import Decision, duplicate_of, write_table_atomic
 from pipeline.notes import divide
 from pipeline.score import Score
-from pipeline.shingles import part_shingles, whole_shingles
+from pipeline.shingles import part_shingles, piece_views, whole_shingles
 
 STAGE = "dedupe"
+SIGNATURE_BATCH = 256  # items whose signatures are computed together (bounds memory)
 MATCHES_SCHEMA = pa.schema(
     [("a", pa.string()), ("b", pa.string()), ("via", pa.string()), ("containment", pa.float64())]
 )
@@ -128,18 +129,37 @@ def whole_view(score: Score, n: int) -> np.ndarray:
 
 def signature(score: Score, row: Mapping[str, Any], cfg: DedupeConfig) -> Signature:
     """The signature of one ingested item."""
-    onsets, pitches, parts = _note_arrays(score)
-    return Signature(
-        id=score.meta.id,
-        # Items of one collection file share its bytes: the exact key is the file and the item.
-        sha256=f"{row['sha256']}#{row['item']}" if row.get("item") is not None else row["sha256"],
-        priority=int(row["priority"]),
-        notes=len(score.notes),
-        identity=identity_hash(score),
-        work=row.get("work") or None,
-        shingles=part_shingles(onsets, pitches, parts, cfg.ngram),
-        whole=whole_shingles(onsets, pitches, cfg.ngram),
+    return signatures([(row, score)], cfg)[0]
+
+
+def signatures(
+    items: Sequence[tuple[Mapping[str, Any], Score]], cfg: DedupeConfig
+) -> list[Signature]:
+    """The signatures of many items, both shingle views computed for all of them at once (one
+    numpy pass: per item, the calls cost more than the work)."""
+    tables = [score.table for _, score in items]
+    piece = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
+    onsets, pitches, parts = (
+        np.concatenate([np.zeros(0, dtype=np.int64), *(column(t) for t in tables)])
+        for column in (lambda t: divide(t.onset, t.resolution), lambda t: t.pitch, lambda t: t.part)
     )
+    part_views, whole_views = piece_views(piece, onsets, pitches, parts, cfg.ngram, len(tables))
+    return [
+        Signature(
+            id=score.meta.id,
+            # Items of one collection file share its bytes: the exact key is the file and item.
+            sha256=f"{row['sha256']}#{row['item']}"
+            if row.get("item") is not None
+            else row["sha256"],
+            priority=int(row["priority"]),
+            notes=len(score.notes),
+            identity=identity_hash(score),
+            work=row.get("work") or None,
+            shingles=parts_view,
+            whole=whole,
+        )
+        for (row, score), parts_view, whole in zip(items, part_views, whole_views, strict=True)
+    ]
 
 
 class _UnionFind:
@@ -240,11 +260,12 @@ def run_items(
     """`run` over streamed (row, score) pairs: only the signatures are kept, not the scores."""
     sigs: list[Signature] = []
     by_id: dict[str, Mapping[str, Any]] = {}
-    for row, score in items:
-        sigs.append(signature(score, row, cfg))
-        by_id[row["id"]] = {k: row[k] for k in ("id", "corpus", "rel_path", "item")}
+    for batch in _batches(items, SIGNATURE_BATCH):
+        sigs += signatures(batch, cfg)
+        for row, _ in batch:
+            by_id[row["id"]] = {k: row[k] for k in ("id", "corpus", "rel_path", "item")}
         if on_done:
-            on_done(1)
+            on_done(len(batch))
     matches = find_matches(sigs, cfg)
     canonical = group(sigs, matches)
     via: dict[str, tuple[str, float]] = {}
@@ -277,6 +298,19 @@ def run_items(
                 )
             )
     return decisions, groups, matches
+
+
+def _batches(
+    items: Iterable[tuple[Mapping[str, Any], Score]], size: int
+) -> Iterator[list[tuple[Mapping[str, Any], Score]]]:
+    batch: list[tuple[Mapping[str, Any], Score]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def write_groups(groups: Sequence[Mapping[str, Any]], path: Any) -> None:
