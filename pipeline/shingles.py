@@ -21,7 +21,6 @@ is vectorised (numpy), a few microseconds a note: dedupe computes both views of 
 from __future__ import annotations
 
 import itertools
-from typing import Literal, overload
 
 import numpy as np
 
@@ -35,14 +34,14 @@ _EMPTY = np.zeros(0, dtype=np.uint32)
 
 def part_shingles(onsets: np.ndarray, pitches: np.ndarray, parts: np.ndarray, n: int) -> np.ndarray:
     """The parts view of notes given as arrays: sorted distinct uint32."""
-    return distinct(_line_shingles(*_line(parts, onsets, pitches, highest=True), n, PART_LINE))
+    return distinct(_line_shingles(*_line(parts, onsets, pitches, highest=True), n, PART_LINE)[0])
 
 
 def whole_shingles(onsets: np.ndarray, pitches: np.ndarray, n: int) -> np.ndarray:
     """The whole view of notes given as arrays (parts ignored): sorted distinct uint32."""
     one = np.zeros(len(onsets), dtype=np.int64)
-    top = _line_shingles(*_line(one, onsets, pitches, highest=True), n, TOP_LINE)
-    bass = _line_shingles(*_line(one, onsets, pitches, highest=False), n, BASS_LINE)
+    top = _line_shingles(*_line(one, onsets, pitches, highest=True), n, TOP_LINE)[0]
+    bass = _line_shingles(*_line(one, onsets, pitches, highest=False), n, BASS_LINE)[0]
     return distinct(np.concatenate([top, bass]))
 
 
@@ -74,7 +73,7 @@ def _owned(
     line: tuple[np.ndarray, np.ndarray, np.ndarray], n: int, tag: int, span: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(piece of each shingle, shingle) of the lines (line ids are piece * span + part)."""
-    hashes, first = _line_shingles(*line, n, tag, owners=True)
+    hashes, first = _line_shingles(*line, n, tag)
     return line[0][first] // span, hashes
 
 
@@ -102,37 +101,14 @@ def _line(
     return lines[last], onsets[last], pitches[last]
 
 
-@overload
 def _line_shingles(
     lines: np.ndarray, onsets: np.ndarray, pitches: np.ndarray, n: int, tag: int
-) -> np.ndarray: ...
-
-
-@overload
-def _line_shingles(
-    lines: np.ndarray,
-    onsets: np.ndarray,
-    pitches: np.ndarray,
-    n: int,
-    tag: int,
-    *,
-    owners: Literal[True],
-) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-def _line_shingles(
-    lines: np.ndarray,
-    onsets: np.ndarray,
-    pitches: np.ndarray,
-    n: int,
-    tag: int,
-    *,
-    owners: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Hashes of the n-grams of steps within each line (none across two lines); with `owners`,
-    also the index (into the notes) of each n-gram's first note."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of the n-grams of steps within each line (none across two lines), and the index
+    (into the notes) of each n-gram's first note."""
+    none = (_EMPTY, np.zeros(0, dtype=np.int64))
     if len(onsets) < n + 2:
-        return (_EMPTY, np.zeros(0, dtype=np.int64)) if owners else _EMPTY
+        return none
     gap = np.diff(onsets)
     with np.errstate(divide="ignore", invalid="ignore"):  # steps across lines are dropped
         ratio = np.rint(2 * np.log2(gap[1:] / gap[:-1]))
@@ -142,15 +118,13 @@ def _line_shingles(
     code = code.astype(np.uint64)
     windows = len(code) - n + 1
     if windows < 1:
-        return (_EMPTY, np.zeros(0, dtype=np.int64)) if owners else _EMPTY
+        return none
     hashed = np.full(windows, np.uint64(tag + 1))
     for j in range(n):
         hashed = hashed * _MULTIPLIER + code[j : j + windows]
     broken = np.concatenate(([0], np.cumsum(~same_line)))  # steps not within one line so far
     whole = broken[n:] - broken[:windows] == 0
-    if owners:
-        return _mix(hashed[whole]), np.flatnonzero(whole)
-    return _mix(hashed[whole])
+    return _mix(hashed[whole]), np.flatnonzero(whole)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
