@@ -2,8 +2,10 @@
 
 A `NoteTable` holds a score's notes as five integer arrays (onset and duration in ticks, pitch,
 velocity, part) and `resolution`, the ticks per quarter note. The resolution is exact: every
-onset and duration is a whole number of ticks (the least common multiple of their denominators
-when the table comes from fractions; any multiple of it after a transform that shifts notes).
+onset and duration is a whole number of ticks. A table from fractions (the score store, a
+reader's `Note` objects) uses the least common multiple of their denominators; the MIDI reader
+uses the file's ticks per beat, a transform that shifts notes a multiple of the old resolution,
+quantisation the grid's. Fractions are written reduced, so the choice never shows in outputs.
 Meter normalisation, quantisation, encoding and the store work on the arrays; readers, writers
 and tests that want objects iterate the table as a sequence of `Note` (quarter-note `Fraction`s),
 built on first use and kept. A table built from objects keeps them and builds the arrays on first
