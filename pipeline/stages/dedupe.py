@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from pipeline.containment_join import containment, containment_pairs
 from pipeline.ledger import Decision, duplicate_of, write_table_atomic
-from pipeline.notes import divide
+from pipeline.notes import INT64_SAFE, divide, magnitude
 from pipeline.score import Score
 from pipeline.shingles import part_shingles, piece_views, whole_shingles
 
@@ -87,7 +87,9 @@ def identity_hash(score: Score) -> str:
 
     On the note columns: onsets relative to the first and every duration are whole ticks, so the
     unit (the gcd of the inter-onset intervals and durations) is a whole number of ticks and
-    every normalised time an integer.
+    every normalised time an integer. Only equality of two hashes matters (dedupe buckets by
+    it), so the hash is over the normalised (onset, pitch, duration) rows as int64 bytes; rows
+    past int64 are hashed as text (`o,p,d;` each), behind another prefix: the two never meet.
     """
     table = score.table
     if not len(table):
@@ -101,9 +103,12 @@ def identity_hash(score: Score) -> str:
     )
     onset, pitch, duration = onset[distinct] - onset[0], pitch[distinct], duration[distinct]
     unit = int(np.gcd.reduce(np.concatenate((onset, duration)))) or 1
-    steps = zip((onset // unit).tolist(), (pitch - pitch.min()).tolist(),
-                (duration // unit).tolist(), strict=True)  # fmt: skip
-    text = "".join(f"{o},{p},{d};" for o, p, d in steps)
+    rows = (onset // unit, pitch - pitch.min(), duration // unit)
+    if max(magnitude(c) for c in rows) < INT64_SAFE:
+        packed = np.stack([np.asarray(c, dtype=np.int64) for c in rows], axis=1)
+        return hashlib.sha256(b"int64:" + packed.tobytes()).hexdigest()
+    steps = zip(*(c.tolist() for c in rows), strict=True)
+    text = "text:" + "".join(f"{o},{p},{d};" for o, p, d in steps)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
