@@ -129,17 +129,34 @@ def tables_from_fractions(columns: Sequence[np.ndarray], bounds: Sequence[int]) 
     safe = np.where(fits, row_res, 1)
     onset = onset_num * (safe // np.where(fits, onset_den, 1))
     duration = dur_num * (safe // np.where(fits, dur_den, 1))
+    # Descents (a row sorting before the previous one) counted over the batch: a run without one
+    # inside it is sorted, which spares each score's own check.
+    descents = np.concatenate(([0], np.cumsum(_descents((onset, pitch, duration, velocity, part)))))
     tables = []
     for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         if run_fits[k]:
-            tables.append(NoteTable(onset[lo:hi], pitch[lo:hi], duration[lo:hi],
-                                    velocity[lo:hi], part[lo:hi], int(resolution[k])))  # fmt: skip
+            table = NoteTable(onset[lo:hi], pitch[lo:hi], duration[lo:hi],
+                              velocity[lo:hi], part[lo:hi], int(resolution[k]))  # fmt: skip
+            table._sorted = bool(descents[hi - 1] == descents[lo])
+            tables.append(table)
         else:
             run = [
                 c[lo:hi] for c in (onset_num, onset_den, pitch, dur_num, dur_den, velocity, part)
             ]
             tables.append(NoteTable.from_fractions(*run))
     return tables
+
+
+def _descents(columns: Sequence[np.ndarray]) -> np.ndarray:
+    """For each row after the first, whether it sorts before the previous row (lexicographic
+    order of `columns`, most significant first)."""
+    count = max(len(columns[0]) - 1, 0)
+    before = np.zeros(count, dtype=bool)
+    tied = np.ones(count, dtype=bool)
+    for col in columns:
+        before |= tied & (col[1:] < col[:-1])
+        tied &= col[1:] == col[:-1]
+    return before
 
 
 class _Column:
@@ -295,12 +312,7 @@ class NoteTable(Sequence[Note]):
         if len(cols[0]) < 2:
             self._sorted = True
             return None
-        before = np.zeros(len(cols[0]) - 1, dtype=bool)
-        tied = np.ones(len(cols[0]) - 1, dtype=bool)
-        for col in cols:
-            before |= tied & (col[1:] < col[:-1])
-            tied &= col[1:] == col[:-1]
-        bad = np.flatnonzero(before)
+        bad = np.flatnonzero(_descents(cols))
         self._sorted = not bad.size
         return int(bad[0]) + 1 if bad.size else None
 

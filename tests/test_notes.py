@@ -118,3 +118,11 @@ def test_score_validation_names_the_first_bad_note() -> None:
     late = Score(ScoreMeta("x"), (Note(F(4), 60, F(1)),), bars)
     with pytest.raises(Exception, match="note onset 4 lies after the last bar"):
         late.validate()
+
+
+def test_tables_from_fractions_knows_which_runs_are_sorted() -> None:
+    unsorted = (NOTES[1], NOTES[0], NOTES[2])
+    flat = (*NOTES, *unsorted, NOTES[2], NOTES[0])  # the last run descends at its border only
+    tables = tables_from_fractions(_fraction_columns(flat), [0, 3, 6, 7, 8])
+    assert [t.unsorted_at() for t in tables] == [None, 1, None, None]
+    assert tables[1].sorted().objects() == NOTES
