@@ -65,8 +65,7 @@ def encode_score(score: Score, vocab: Vocab, composer: str | None = None) -> Enc
         counts["unison_merged"] = int(len(distinct) - distinct.sum())
         onset, pitch, duration = onset[distinct], pitch[distinct], duration[distinct]
 
-    # TS id and positions of each meter, once per call (a score has hundreds of bars, few meters).
-    layout = {m: (vocab.ts_base + i, vocab.positions(m)) for i, m in enumerate(vocab.meters)}
+    layout = vocab.bar_layout  # TS id and positions of each meter
     bar_id = vocab.index["Bar"]
     starts: list[int] = []
     header: list[int] = []  # Bar, TS_<n/d> of each bar
@@ -119,6 +118,9 @@ def _grid_columns(
     order) that is off the grid or outside the vocabulary's pitches."""
     res, pitch_min, pitch_max = vocab.resolution, vocab.config.pitch_min, vocab.config.pitch_max
     onset, pitch, duration, _, _ = table.columns()
+    on_grid = table.resolution == res and onset.dtype == duration.dtype == np.int64
+    if on_grid and (not len(pitch) or (pitch_min <= pitch.min() and pitch.max() <= pitch_max)):
+        return onset, pitch, duration  # a quantised score: nothing to convert or check
     scale = math.lcm(res, table.resolution)
     up, down = scale // table.resolution, scale // res  # grid tick = `down` ticks at `scale`
     bound = up * (magnitude(onset) + magnitude(duration) + 1)
