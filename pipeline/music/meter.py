@@ -176,6 +176,11 @@ class MeterConfig:
         return table
 
     @cached_property
+    def paired(self) -> dict[Meter, Meter]:
+        """Each paired meter and the supported meter two of its bars become."""
+        return {Meter.parse(source): Meter.parse(pair) for source, pair in self.pairs.items()}
+
+    @cached_property
     def longest(self) -> Fraction:
         """The longest bar `express` can return, in quarters."""
         return max(Meter.parse(m).length for m in (*self.supported, *self.rules))
@@ -245,7 +250,7 @@ def plan_bars(bars: Sequence[Bar], cfg: MeterConfig | None = None) -> BarPlan:
     for i, bar in enumerate(bars):
         parts = cfg.decompose(bar.meter)  # raises MeterError for a meter without a rule
         shifts.append((bar.start, shift))
-        if bar.complete:
+        if _full(bar):
             out_meters.extend(parts)
         elif i == 0 and bar.pickup:
             tail = _shortest_tail(parts, bar.length)
@@ -265,6 +270,12 @@ def _full(bar: Bar) -> bool:
     """`bar.complete` in integers (Fraction's comparison is slow, and asked of every bar)."""
     length, meter = bar.length, bar.meter
     return length.numerator * meter.denominator == 4 * meter.numerator * length.denominator
+
+
+def _short(bar: Bar) -> bool:
+    """`bar.length < bar.meter.length` in integers (denominators are positive)."""
+    length, meter = bar.length, bar.meter
+    return length.numerator * meter.denominator < 4 * meter.numerator * length.denominator
 
 
 def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
@@ -328,7 +339,7 @@ def _merge_split_bars(bars: Sequence[Bar], counts: defaultdict[str, float]) -> l
         if (
             prev is not None
             and not prev.pickup
-            and prev.length < prev.meter.length
+            and _short(prev)
             and bar.meter == prev.meter
             and prev.length + bar.length == bar.meter.length
         ):
@@ -346,14 +357,13 @@ def _pair_bars(bars: Sequence[Bar], cfg: MeterConfig, counts: defaultdict[str, f
     i = 0
     while i < len(bars):
         bar = bars[i]
-        pair = cfg.pairs.get(str(bar.meter))
-        if pair is None:
+        meter = cfg.paired.get(bar.meter)
+        if meter is None:
             out.append(bar)
             i += 1
             continue
-        meter = Meter.parse(pair)
         partner = bars[i + 1] if i + 1 < len(bars) else None
-        if bar.complete and partner is not None and partner.meter == bar.meter and partner.complete:
+        if _full(bar) and partner is not None and partner.meter == bar.meter and _full(partner):
             out.append(Bar(bar.start, meter.length, meter))
             counts["bars_paired"] += 1
             i += 2
@@ -379,7 +389,7 @@ def _merge_short_bars(
             else:
                 out.append(pending)
             pending = None
-        short = not bar.pickup and bar.length < bar.meter.length
+        short = not bar.pickup and _short(bar)
         if short and cfg.express(bar.length, bar.meter) is None:
             prev = out[-1] if out else None
             if (
