@@ -5,7 +5,10 @@ Measures, per dataset, on scores that are already loaded:
 * load (parse) time: our readers (miditoolkit for MIDI, music21 for MusicXML/kern) and symusic;
 * prepare time (our meter normalisation + quantisation) and MidiTok's `preprocess_score`;
 * encode and decode throughput (scores/s, notes/s, tokens/s) for both tokenizers;
-* round-trip fidelity of both: share of scores and of notes that survive decode(encode(s)).
+* round-trip fidelity of both: share of scores and of notes that survive decode(encode(s));
+* end to end on MIDI (POP909): file -> token ids in one timed loop per side, ours reading with
+  the fast reader (symusic), applying the beat file, meter-normalising, quantising and encoding;
+  MidiTok loading with symusic and encoding (its preprocessing included).
 
 POP909 files get their beat-file meter override (`beat_midi.txt`), as the pop909 corpus
 declaration does. Scores whose meters have no rule (`MeterError`) are skipped with their
@@ -311,7 +314,9 @@ def run_dataset(
         midi_load_ours = load_record(midi_s, sum(len(it.raw.notes) for it in items))
         out["read_errors"] = dict(read_errors)
     out["sources"] = {
-        "ours": "musicxml/kern via music21" if midi_dir is not None else "midi via miditoolkit",
+        "ours": "musicxml/kern via our fast readers"
+        if midi_dir is not None
+        else "midi via symusic (our fast reader)",
         "miditok": "midi written by pipeline.writers.write_midi from our raw read"
         if midi_dir is not None
         else "the same midi files via symusic",
@@ -482,8 +487,45 @@ def run_dataset(
         "decode": throughput(mdec_best, n_scores, mt_notes, mt_tokens, mdec_runs),
         "fidelity": mt_fid,
     }
+    if midi_dir is None:  # the same MIDI files on both sides: file -> tokens, one loop each
+        print(f"[{name}] timing file -> tokens end to end, both sides ...", flush=True)
+        ours_e2e, mt_e2e = end_to_end(common, tok, mt, name == "pop909", repeat)
+        ours["end_to_end"] = throughput(ours_e2e[0], n_scores, ours_notes, ours_tokens, ours_e2e[1])
+        out["miditok"]["end_to_end"] = throughput(
+            mt_e2e[0], n_scores, mt_notes, mt_tokens, mt_e2e[1]
+        )
     out["ratios_ours_over_miditok"] = _ratios(ours, out["miditok"])
     return out
+
+
+def end_to_end(
+    items: Sequence[Item], tok: Tokenizer, mt: Any, beat_files: bool, repeat: int
+) -> tuple[tuple[float, list[float]], tuple[float, list[float]]]:
+    """(best seconds, runs) of file -> token ids for ours and for MidiTok, in alternating loops
+    (so that both sides see the same machine load)."""
+
+    def ours() -> list[list[int]]:
+        ids = []
+        for item in items:
+            score = read_scores(item.path)[0]
+            beats = item.path.parent / "beat_midi.txt"
+            if beat_files and beats.is_file():
+                score = apply_beat_file(score, beats)
+            prepared, _ = prepare(score, resolution=tok.vocab.resolution)
+            ids.append(tok.encode(prepared))
+        return ids
+
+    def theirs() -> list[Any]:
+        return [mt.encode(symusic.Score(str(item.midi_path))) for item in items]
+
+    ours_runs: list[float] = []
+    mt_runs: list[float] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(repeat):
+            ours_runs += timed(ours, 1)[1]
+            mt_runs += timed(theirs, 1)[1]
+    return (min(ours_runs), ours_runs), (min(mt_runs), mt_runs)
 
 
 def _share(part: float, whole: float) -> float | None:
@@ -509,6 +551,10 @@ def _ratios(ours: dict[str, Any], mt: dict[str, Any]) -> dict[str, Any]:
     }
     out = {key: ratio(a[field_], b[field_]) for key, (a, b, field_) in pairs.items()}
     out["load_seconds"] = ratio(ours["load"]["seconds"], mt["load"]["seconds"])
+    if "end_to_end" in ours and "end_to_end" in mt:
+        out["end_to_end_files_per_s"] = ratio(
+            ours["end_to_end"]["scores_per_s"], mt["end_to_end"]["scores_per_s"]
+        )
     return {"meaning": ">1: ours faster; for load_seconds >1: ours slower", **out}
 
 

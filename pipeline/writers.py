@@ -10,6 +10,7 @@ file is written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -151,7 +152,7 @@ def _offset(value: Fraction) -> Fraction | float:
     return float(value) if value.denominator & (value.denominator - 1) == 0 else value
 
 
-def _voice_layers(notes: tuple[Note, ...]) -> list[list[tuple[Fraction, Fraction, list[int]]]]:
+def _voice_layers(notes: Sequence[Note]) -> list[list[tuple[Fraction, Fraction, list[int]]]]:
     """Group notes into chords (same onset and duration) laid into non-overlapping layers.
 
     A pitch sounding twice at once (a unison of two parts) goes into a second chord, so that

@@ -51,6 +51,14 @@ def test_identity_ignores_transposition_and_tempo_scale() -> None:
     assert identity_hash(score("b", tune(1, transpose=5))) == base
     assert identity_hash(score("c", tune(1, scale=F(2)))) == base
     assert identity_hash(score("d", tune(2))) != base
+    # A resolution past int64 (an extra note 1/(2**61 + 1) of a quarter in): Python-int columns.
+    odd = (F(1, 2**61 + 1), 50, F(1))
+    far = score("e", [*tune(1), odd])
+    assert far.table.onset.dtype == object
+    assert identity_hash(score("f", [*tune(1, transpose=3), (odd[0], 53, odd[2])])) == (
+        identity_hash(far)
+    )
+    assert identity_hash(far) != base
 
 
 def test_repeats_and_small_edits_are_near_duplicates() -> None:

@@ -23,6 +23,11 @@ def test_scores_round_trip_through_a_folder_in_small_batches(tmp_path: Path) -> 
     back = list(iter_scores(tmp_path, batch_size=1))
     assert [row["corpus"] for row, _ in back] == ["x"] * 3
     assert [s for _, s in back] == scores
+    # Note batches that cut pieces anywhere (a piece across several batches, a batch holding the
+    # end of one piece and the start of the next) give the same notes.
+    for rows in (1, 7, 100, 1000):
+        again = [s for _, s in iter_scores(tmp_path, note_rows=rows)]
+        assert [s.notes for s in again] == [s.notes for s in scores]
 
 
 def test_out_of_order_writes_fail_and_leave_no_output(tmp_path: Path) -> None:

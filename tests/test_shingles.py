@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.shingles import part_shingles, whole_shingles
+from pipeline.shingles import part_shingles, piece_views, whole_shingles
 
 NOTES = st.lists(
     st.tuples(st.integers(0, 40), st.integers(40, 80), st.integers(0, 2)), max_size=60
@@ -62,3 +62,19 @@ def test_shingles_ignore_transposition_note_values_and_for_the_whole_view_parts(
         assert np.array_equal(view(moved, 3, kind), view(notes, 3, kind))
     regrouped = [(o, p, (p + o) % 3) for o, p, _ in notes]  # the same notes on other staves
     assert np.array_equal(view(regrouped, 3, "whole"), view(notes, 3, "whole"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(NOTES, max_size=5), st.integers(2, 4))
+def test_piece_views_give_each_piece_its_own_views(
+    pieces: list[list[tuple[int, int, int]]], n: int
+) -> None:
+    """The batched views equal the views of each piece on its own (no shingle crosses pieces)."""
+    flat = [note for notes in pieces for note in notes]
+    owner = np.repeat(np.arange(len(pieces)), [len(notes) for notes in pieces])
+    onsets = np.array([o for o, _, _ in flat], dtype=np.float64)
+    pitches = np.array([p for _, p, _ in flat], dtype=np.int64)
+    parts = np.array([q for _, _, q in flat], dtype=np.int64)
+    by_part, whole = piece_views(owner, onsets, pitches, parts, n, len(pieces))
+    assert [a.tolist() for a in by_part] == [view(notes, n, "parts").tolist() for notes in pieces]
+    assert [a.tolist() for a in whole] == [view(notes, n, "whole").tolist() for notes in pieces]

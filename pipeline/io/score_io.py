@@ -2,7 +2,8 @@
 (the ingest stage's Parquet output: one `pieces` row per score, one `notes` row per note).
 
 Fractions are written exactly: as `"n/d"` strings in dicts and nested columns, as integer
-numerator/denominator columns in the notes table.
+numerator/denominator columns in the notes table. Notes go both ways column by column (from and to
+a score's `NoteTable`), without a Python object per note.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from pipeline.score import Bar, Meter, Note, Part, Score, ScoreMeta, TempoChange
+from pipeline.notes import NoteTable, fraction
+from pipeline.score import Meter, Part, Score, ScoreMeta, TempoChange, new_bar
 
 NOTES_SCHEMA = pa.schema(
     [
@@ -34,9 +37,10 @@ def _f(value: Fraction) -> str:
     return f"{value.numerator}/{value.denominator}"
 
 
+@lru_cache(maxsize=1 << 16)
 def _fr(text: str) -> Fraction:
     """The Fraction `_f` wrote ("n/d", or an integer): split by hand, not by Fraction's regex
-    (3x faster), and shared through `fraction`."""
+    (3x faster), and cached: bar times repeat across scores."""
     num, _, den = text.partition("/")
     return fraction(int(num), int(den) if den else 1)
 
@@ -54,18 +58,7 @@ def score_to_dict(score: Score, *, notes: bool = True) -> dict[str, Any]:
             "collection_item": m.collection_item,
         },
         # Integers, not "n/d" strings: parsing Fraction strings made loading ten times slower.
-        "notes": [
-            [
-                n.onset.numerator,
-                n.onset.denominator,
-                n.pitch,
-                n.duration.numerator,
-                n.duration.denominator,
-                n.velocity,
-                n.part,
-            ]
-            for n in (score.notes if notes else ())
-        ],
+        "notes": _note_rows(score.table) if notes and len(score.table) else [],
         "bars": [[_f(b.start), _f(b.length), str(b.meter), b.pickup] for b in score.bars],
         "parts": [[p.index, p.name, p.program, p.is_drum] for p in score.parts],
         "tempos": [[_f(t.onset), t.bpm] for t in score.tempos],
@@ -75,24 +68,17 @@ def score_to_dict(score: Score, *, notes: bool = True) -> dict[str, Any]:
     }
 
 
-@lru_cache(maxsize=1 << 16)
-def fraction(num: int, den: int) -> Fraction:
-    """`Fraction(num, den)`, shared: scores repeat few distinct values and building Fractions
-    dominated the cost of loading them."""
-    return Fraction(num, den)
-
-
-@lru_cache(maxsize=1024)
-def _meter(text: str) -> Meter:
-    """`Meter.parse`, shared: a score repeats a few meters over hundreds of bars."""
-    return Meter.parse(text)
+def _note_rows(table: NoteTable) -> list[list[int]]:
+    """[onset num, onset den, pitch, duration num, duration den, velocity, part] per note."""
+    onset_num, onset_den, dur_num, dur_den = table.fraction_columns()
+    columns = (onset_num, onset_den, table.pitch, dur_num, dur_den, table.velocity, table.part)
+    return [list(row) for row in zip(*(c.tolist() for c in columns), strict=True)]
 
 
 def score_from_dict(data: Mapping[str, Any], *, validate: bool = True) -> Score:
     """Rebuild a score written by `score_to_dict`, validated unless `validate` is False (for
     callers that validate later, or that read what they wrote from a validated score)."""
     meta = data["meta"]
-    q = fraction
     score = Score(
         meta=ScoreMeta(
             meta["id"],
@@ -101,11 +87,10 @@ def score_from_dict(data: Mapping[str, Any], *, validate: bool = True) -> Score:
             meta["source_path"],
             meta["collection_item"],
         ),
-        notes=tuple(
-            Note(q(on, od), p, q(dn, dd), v, part) for on, od, p, dn, dd, v, part in data["notes"]
-        ),
+        notes=_table_from_rows(data["notes"]),
         bars=tuple(
-            Bar(_fr(s), _fr(length), _meter(m), bool(pk)) for s, length, m, pk in data["bars"]
+            new_bar(_fr(s), _fr(length), Meter.parse(m), bool(pk))
+            for s, length, m, pk in data["bars"]
         ),
         parts=tuple(
             Part(int(i), str(name), int(prog), bool(drum)) for i, name, prog, drum in data["parts"]
@@ -118,17 +103,33 @@ def score_from_dict(data: Mapping[str, Any], *, validate: bool = True) -> Score:
     return score.validate() if validate else score
 
 
+def _table_from_rows(rows: list[list[int]]) -> NoteTable:
+    """A note table from `_note_rows`' lists."""
+    if not rows:
+        return NoteTable.empty()
+    columns = np.array(rows, dtype=object).T  # Python ints: a numerator may exceed int64
+    return NoteTable.from_fractions(*columns)
+
+
 def notes_table(scores: Iterable[Score]) -> pa.Table:
-    """One row per note of every score, keyed by `piece` (the score id)."""
-    rows: list[tuple[Any, ...]] = []
+    """One row per note of every score, keyed by `piece` (the score id), column by column."""
+    ids: list[str] = []
+    counts: list[int] = []
+    parts: list[list[np.ndarray]] = [[] for _ in range(7)]
     for score in scores:
-        sid = score.meta.id
-        rows.extend(
-            (sid, n.onset.numerator, n.onset.denominator, n.pitch,
-             n.duration.numerator, n.duration.denominator, n.velocity, n.part)
-            for n in score.notes
-        )  # fmt: skip
-    columns = zip(*rows, strict=True) if rows else [[] for _ in NOTES_SCHEMA.names]
-    return pa.table(
-        dict(zip(NOTES_SCHEMA.names, map(list, columns), strict=True)), schema=NOTES_SCHEMA
-    )
+        table = score.table
+        if not len(table):
+            continue
+        ids.append(score.meta.id)
+        counts.append(len(table))
+        onset_num, onset_den, dur_num, dur_den = table.fraction_columns()
+        columns = (onset_num, onset_den, table.pitch, dur_num, dur_den, table.velocity, table.part)
+        for store, column in zip(parts, columns, strict=True):
+            store.append(column)
+    names = NOTES_SCHEMA.names
+    data: dict[str, Any] = {"piece": pa.array(np.repeat(np.array(ids, dtype=object), counts))}
+    for name, chunks in zip(names[1:], parts, strict=True):
+        field_type = NOTES_SCHEMA.field(name).type
+        values = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+        data[name] = pa.array(values.tolist() if values.dtype == object else values, field_type)
+    return pa.table(data, schema=NOTES_SCHEMA)

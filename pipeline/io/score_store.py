@@ -17,17 +17,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import GnmError
 from pipeline.io.atomic import temporary_path
-from pipeline.io.score_io import NOTES_SCHEMA, fraction, notes_table, score_from_dict, score_to_dict
-from pipeline.score import Note, Score
+from pipeline.io.score_io import NOTES_SCHEMA, notes_table, score_from_dict, score_to_dict
+from pipeline.notes import tables_from_fractions
+from pipeline.score import NoteTable, Score
 
 PIECES_FILE = "pieces.parquet"
 NOTES_FILE = "notes.parquet"
 BATCH_PIECES = 256  # scores per Parquet row group: bounds memory in both directions
+NOTE_ROWS = 65536  # note rows read at once (a piece's notes may span batches)
 
 
 class ScoreWriter:
@@ -115,42 +119,72 @@ def _require(folder: Path, name: str) -> Path:
 
 
 def iter_scores(
-    folder: Path, batch_size: int = BATCH_PIECES
+    folder: Path, batch_size: int = BATCH_PIECES, note_rows: int = NOTE_ROWS
 ) -> Iterator[tuple[dict[str, Any], Score]]:
-    """Every (row without `score_json`, score) of a folder, in id order, a batch at a time."""
+    """Every (row without `score_json`, score) of a folder, in id order, a batch at a time
+    (`batch_size` pieces, `note_rows` note rows).
+
+    Notes arrive column by column: each score gets a `NoteTable` sliced from the batch's arrays,
+    never a Python object per note.
+    """
     pieces = pq.ParquetFile(_require(folder, PIECES_FILE))
-    notes = _iter_note_rows(pq.ParquetFile(_require(folder, NOTES_FILE)))
-    pending: tuple[str, Note] | None = next(notes, None)
+    runs = _note_runs(pq.ParquetFile(_require(folder, NOTES_FILE)), note_rows)
+    pending: tuple[str, NoteTable] | None = next(runs, None)
     for batch in pieces.iter_batches(batch_size=batch_size):
         for row in batch.to_pylist():
             body = json.loads(row.pop("score_json"))
             body["notes"] = []
             score = score_from_dict(body, validate=False)  # validated below, notes and all
             sid = score.meta.id
-            own: list[Note] = []
-            while pending is not None and pending[0] == sid:
-                own.append(pending[1])
-                pending = next(notes, None)
-            if pending is not None and pending[0] < sid:
+            own = NoteTable.empty()
+            if pending is not None and pending[0] == sid:
+                own = pending[1]
+                pending = next(runs, None)
+            if pending is not None and pending[0] <= sid:
                 raise GnmError(f"{folder / NOTES_FILE}: notes of {pending[0]} are out of order")
             yield row, score.replace(notes=own).validate()
     if pending is not None:
         raise GnmError(f"{folder / NOTES_FILE}: notes of {pending[0]} have no piece row")
 
 
-def _iter_note_rows(notes: pq.ParquetFile) -> Iterator[tuple[str, Note]]:
-    q = fraction
-    for batch in notes.iter_batches(batch_size=65536):
-        cols = batch.to_pydict()
-        for piece, on, od, pitch, dn, dd, vel, part in zip(
-            cols["piece"],
-            cols["onset_num"],
-            cols["onset_den"],
-            cols["pitch"],
-            cols["dur_num"],
-            cols["dur_den"],
-            cols["velocity"],
-            cols["part"],
-            strict=True,
-        ):
-            yield piece, Note(q(on, od), pitch, q(dn, dd), vel, part)
+NOTE_COLUMNS = ("onset_num", "onset_den", "pitch", "dur_num", "dur_den", "velocity", "part")
+
+
+def _note_runs(notes: pq.ParquetFile, batch_rows: int) -> Iterator[tuple[str, NoteTable]]:
+    """(piece id, its notes) for each run of rows of one piece, a run split across batches
+    joined again."""
+    carry: tuple[str, list[np.ndarray]] | None = None
+    for batch in notes.iter_batches(batch_size=batch_rows):
+        if not batch.num_rows:
+            continue
+        ids = batch.column("piece")
+        columns = [batch.column(name).to_numpy() for name in NOTE_COLUMNS]
+        changes = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy(
+            zero_copy_only=False
+        )
+        bounds = np.concatenate(([0], np.flatnonzero(changes) + 1, [batch.num_rows])).tolist()
+        pieces = ids.take(bounds[:-1]).to_pylist()
+        if carry is not None:
+            first_hi = bounds[1]
+            if carry[0] == pieces[0]:  # the carried piece goes on: join its rows, then convert
+                chunk = [
+                    np.concatenate((a, c[:first_hi]))
+                    for a, c in zip(carry[1], columns, strict=True)
+                ]
+                carry = None
+                if len(bounds) == 2:  # ... and may go on further
+                    carry = (pieces[0], chunk)
+                    continue
+                yield pieces[0], NoteTable.from_fractions(*chunk)
+                bounds, pieces = bounds[1:], pieces[1:]
+            else:
+                yield carry[0], NoteTable.from_fractions(*carry[1])
+                carry = None
+        # Every run but the last is whole; the last may go on in the next batch.
+        first_lo, last_lo = bounds[0], bounds[-2]
+        runs = [c[first_lo:last_lo] for c in columns]
+        tables = tables_from_fractions(runs, [b - first_lo for b in bounds[:-1]])
+        yield from zip(pieces[:-1], tables, strict=True)
+        carry = (pieces[-1], [c[last_lo:] for c in columns])
+    if carry is not None:
+        yield carry[0], NoteTable.from_fractions(*carry[1])

@@ -35,15 +35,19 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import Any, Literal
+
+import numpy as np
 
 from pipeline.config_section import parsed_by, set_by
 from pipeline.errors import MeterError
 from pipeline.music.meters import SUPPORTED_METERS
-from pipeline.score import Bar, Meter, Note, Score
+from pipeline.notes import int_array, magnitude
+from pipeline.score import Bar, Meter, NoteTable, Score, bars_from_meters
 
 DEFAULT_RULES: Mapping[str, tuple[str, ...]] = {
     "2/2": ("4/4",),
@@ -145,18 +149,34 @@ class MeterConfig:
 
     def stands_alone(self, meter: Meter) -> bool:
         """True when one bar of `meter` has supported meters of its own (supported or ruled)."""
-        text = str(meter)
-        return text in self.supported or text in self.rules
+        return meter in self._decompositions
 
     def decompose(self, meter: Meter) -> tuple[Meter, ...]:
         """The supported meters a full bar of `meter` becomes; MeterError when there is no rule."""
-        text = str(meter)
-        if text in self.supported:
-            return (meter,)
-        parts = self.rules.get(text)
+        parts = self._decompositions.get(meter)
         if parts is None:
-            raise MeterError(text)
-        return tuple(Meter.parse(p) for p in parts)
+            raise MeterError(str(meter))
+        return parts
+
+    @cached_property
+    def _decompositions(self) -> dict[Meter, tuple[Meter, ...]]:
+        """Every supported or ruled meter and its decomposition, asked once per bar."""
+        table: dict[Meter, tuple[Meter, ...]] = {
+            Meter.parse(m): (Meter.parse(m),) for m in self.supported
+        }
+        for source, parts in self.rules.items():
+            table.setdefault(Meter.parse(source), tuple(Meter.parse(p) for p in parts))
+        return table
+
+    @cached_property
+    def paired(self) -> dict[Meter, Meter]:
+        """Each paired meter and the supported meter two of its bars become."""
+        return {Meter.parse(source): Meter.parse(pair) for source, pair in self.pairs.items()}
+
+    @cached_property
+    def longest(self) -> Fraction:
+        """The longest bar `express` can return, in quarters."""
+        return max(Meter.parse(m).length for m in (*self.supported, *self.rules))
 
     def express(self, length: Fraction, meter: Meter) -> tuple[Meter, ...] | None:
         """Supported meters adding up to exactly `length` quarters, preferring `meter`'s family."""
@@ -170,16 +190,31 @@ class MeterConfig:
         return None
 
 
-def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
-    """Return `score` with every bar a full bar of a supported meter (see the module docstring)."""
+@dataclass(frozen=True)
+class BarPlan:
+    """What meter normalisation does to a score's bars: the supported meters of the new bars, the
+    shift (quarters) applied from each original bar's start on, the pickup shift and the counts."""
+
+    meters: tuple[Meter, ...]
+    shifts: tuple[tuple[Fraction, Fraction], ...]  # (original bar start, shift from there on)
+    pickup_shift: Fraction
+    counts: Mapping[str, float]
+
+
+def plan_bars(bars: Sequence[Bar], cfg: MeterConfig | None = None) -> BarPlan:
+    """The normalisation of `bars` (MeterError for a meter without a rule); notes not needed."""
     cfg = cfg or MeterConfig()
+    if all(_full(b) and cfg.stands_alone(b.meter) for b in bars):
+        # Most scores: every rule below leaves full bars of ruled meters as they are, so the
+        # plan only decomposes them (no shift, nothing counted).
+        plain = tuple(m for b in bars for m in cfg.decompose(b.meter))
+        return BarPlan(plain, (), Fraction(0), {})
     counts: defaultdict[str, float] = defaultdict(float)
     out_meters: list[Meter] = []
-    # (original bar start, shift applied to notes from there on)
     shifts: list[tuple[Fraction, Fraction]] = []
     shift = Fraction(0)
     pickup_shift = Fraction(0)
-    bars = list(score.bars)
+    bars = list(bars)
     if cfg.reinterpret_short_unruled:
         bars = _reinterpret_short_unruled(bars, cfg, counts)
     bars = _merge_split_bars(bars, counts)
@@ -190,7 +225,7 @@ def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
     for i, bar in enumerate(bars):
         parts = cfg.decompose(bar.meter)  # raises MeterError for a meter without a rule
         shifts.append((bar.start, shift))
-        if bar.complete:
+        if _full(bar):
             out_meters.extend(parts)
         elif i == 0 and bar.pickup:
             tail = _shortest_tail(parts, bar.length)
@@ -203,21 +238,34 @@ def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
             meters, padding = _irregular_bar(bar, parts, cfg, counts)
             shift += padding
             out_meters.extend(meters)
-    notes = tuple(_shift_notes(score.notes, shifts))
-    new_bars = []
-    start = Fraction(0)
-    for meter in out_meters:
-        new_bars.append(Bar(start, meter.length, meter))
-        start += meter.length
+    return BarPlan(tuple(out_meters), tuple(shifts), pickup_shift, dict(counts))
+
+
+def _full(bar: Bar) -> bool:
+    """`bar.complete` in integers (Fraction's comparison is slow, and asked of every bar)."""
+    length, meter = bar.length, bar.meter
+    return length.numerator * meter.denominator == 4 * meter.numerator * length.denominator
+
+
+def _short(bar: Bar) -> bool:
+    """`bar.length < bar.meter.length` in integers (denominators are positive)."""
+    length, meter = bar.length, bar.meter
+    return length.numerator * meter.denominator < 4 * meter.numerator * length.denominator
+
+
+def normalize_meters(score: Score, cfg: MeterConfig | None = None) -> Score:
+    """Return `score` with every bar a full bar of a supported meter (see the module docstring)."""
+    plan = plan_bars(score.bars, cfg)
+    shifts = plan.shifts
     tempos = tuple(t._replace(onset=t.onset + _shift_at(shifts, t.onset)) for t in score.tempos)
     return (
         score.replace(
-            notes=notes,
-            bars=tuple(new_bars),
+            notes=_shift_notes(score.table, shifts),
+            bars=bars_from_meters(plan.meters),
             tempos=tempos,
-            pickup_shift=score.pickup_shift + pickup_shift,
+            pickup_shift=score.pickup_shift + plan.pickup_shift,
         )
-        .with_counts(counts)
+        .with_counts(plan.counts)
         .validate()
     )
 
@@ -266,7 +314,7 @@ def _merge_split_bars(bars: Sequence[Bar], counts: defaultdict[str, float]) -> l
         if (
             prev is not None
             and not prev.pickup
-            and prev.length < prev.meter.length
+            and _short(prev)
             and bar.meter == prev.meter
             and prev.length + bar.length == bar.meter.length
         ):
@@ -284,14 +332,13 @@ def _pair_bars(bars: Sequence[Bar], cfg: MeterConfig, counts: defaultdict[str, f
     i = 0
     while i < len(bars):
         bar = bars[i]
-        pair = cfg.pairs.get(str(bar.meter))
-        if pair is None:
+        meter = cfg.paired.get(bar.meter)
+        if meter is None:
             out.append(bar)
             i += 1
             continue
-        meter = Meter.parse(pair)
         partner = bars[i + 1] if i + 1 < len(bars) else None
-        if bar.complete and partner is not None and partner.meter == bar.meter and partner.complete:
+        if _full(bar) and partner is not None and partner.meter == bar.meter and _full(partner):
             out.append(Bar(bar.start, meter.length, meter))
             counts["bars_paired"] += 1
             i += 2
@@ -317,7 +364,7 @@ def _merge_short_bars(
             else:
                 out.append(pending)
             pending = None
-        short = not bar.pickup and bar.length < bar.meter.length
+        short = not bar.pickup and _short(bar)
         if short and cfg.express(bar.length, bar.meter) is None:
             prev = out[-1] if out else None
             if (
@@ -346,7 +393,7 @@ def _irregular_bar(
     longer than the longest rule, so the cuts above that length are made at once.
     """
     step = bar.meter.length
-    cuts = max(0, math.ceil((bar.length - _longest(cfg)) / step))
+    cuts = max(0, math.ceil((bar.length - cfg.longest) / step))
     length = bar.length - cuts * step
     exact = cfg.express(length, bar.meter)
     while exact is None and length > step:
@@ -371,11 +418,6 @@ def _irregular_bar(
     return [*meters, *parts], padding
 
 
-def _longest(cfg: MeterConfig) -> Fraction:
-    """The longest bar `cfg.express` can return, in quarters."""
-    return max(Meter.parse(m).length for m in (*cfg.supported, *cfg.rules))
-
-
 def _shortest_tail(parts: Sequence[Meter], length: Fraction) -> tuple[Meter, ...]:
     """The shortest suffix of `parts` at least `length` quarters long (a pickup's home)."""
     total = Fraction(0)
@@ -386,16 +428,21 @@ def _shortest_tail(parts: Sequence[Meter], length: Fraction) -> tuple[Meter, ...
     return tuple(parts)
 
 
-def _shift_notes(
-    notes: Sequence[Note], shifts: Sequence[tuple[Fraction, Fraction]]
-) -> Iterator[Note]:
-    """Move each note by the shift in force at its original onset."""
-    if not any(s for _, s in shifts):
-        yield from notes
-        return
-    for note in notes:
-        delta = _shift_at(shifts, note.onset)
-        yield note._replace(onset=note.onset + delta) if delta else note
+def _shift_notes(table: NoteTable, shifts: Sequence[tuple[Fraction, Fraction]]) -> NoteTable:
+    """Move each note by the shift in force at its original onset (at a resolution that holds
+    the shifts exactly)."""
+    if not len(table) or not any(s for _, s in shifts):
+        return table
+    resolution = math.lcm(table.resolution, *(x.denominator for pair in shifts for x in pair))
+    table = table.at(resolution)
+    starts = [int(s * resolution) for s, _ in shifts]
+    deltas = [int(d * resolution) for _, d in shifts]
+    bound = max(magnitude(table.onset), *map(abs, starts)) + max(map(abs, deltas)) + 1
+    onsets = int_array(table.onset, bound)
+    # Starts ascend: the shift in force is that of the last bar starting at or before the onset.
+    at = np.searchsorted(int_array(starts, bound), onsets, side="right") - 1
+    delta = np.where(at >= 0, int_array(deltas, bound)[np.maximum(at, 0)], 0)
+    return table.with_columns(onset=onsets + delta)
 
 
 def _shift_at(shifts: Sequence[tuple[Fraction, Fraction]], onset: Fraction) -> Fraction:

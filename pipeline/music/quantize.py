@@ -18,7 +18,10 @@ from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 
-from pipeline.score import Note, Score
+import numpy as np
+
+from pipeline.notes import divide, int_array, magnitude
+from pipeline.score import Score
 
 DEFAULT_RESOLUTION = 12
 
@@ -100,63 +103,69 @@ def _reason(num: int, den: int, resolution: int) -> str:
 def quantize(score: Score, cfg: QuantizeConfig | None = None) -> tuple[Score, QuantizeStats]:
     """Snap every note to the grid; return the new score (report updated) and its error stats."""
     cfg = cfg or QuantizeConfig()
-    res = cfg.resolution
-    last_tick = snap(score.bars[-1].end, res) - 1 if score.bars else None
+    grid = cfg.resolution
+    table = score.table
+    res = table.resolution
+    last_tick = snap(score.bars[-1].end, grid) - 1 if score.bars else None
     counts: Counter[str] = Counter()
-    onset_errors: list[float] = []
-    duration_errors: list[float] = []
-    events: list[tuple[int, int, int, int, int]] = []  # (start tick, pitch, ticks, velocity, part)
-    # Integer arithmetic throughout: Fraction operations dominate the cost otherwise.
-    for note in score.notes:
-        on_n, on_d = note.onset.numerator, note.onset.denominator
-        du_n, du_d = note.duration.numerator, note.duration.denominator
-        end_n, end_d = on_n * du_d + du_n * on_d, on_d * du_d
-        start = _snap(on_n, on_d, res)
-        if last_tick is not None and start > last_tick:
-            start = last_tick
-            counts["onsets_clamped_to_last_bar"] += 1
-        ticks = _snap(end_n, end_d, res) - start
-        if ticks < 1:
-            ticks = 1
-            counts["zero_length_extended"] += 1
-        onset_err = abs(start * on_d - on_n * res) / on_d
-        duration_err = abs(ticks * du_d - du_n * res) / du_d
-        onset_errors.append(onset_err)
-        duration_errors.append(duration_err)
-        if onset_err or duration_err:
-            counts["moved"] += 1
-            counts["onsets_moved"] += bool(onset_err)
-            counts["durations_moved"] += bool(duration_err)
-            culprit = (on_n, on_d) if onset_err else (end_n, end_d)
-            counts["moved_" + _reason(*culprit, res)] += 1
-        events.append((start, note.pitch, ticks, note.velocity, note.part))
-    events.sort()
-    quarters: dict[int, Fraction] = {}
-    notes = []
-    for start, pitch, ticks, velocity, part in events:
-        onset = quarters.get(start) or quarters.setdefault(start, Fraction(start, res))
-        duration = quarters.get(ticks) or quarters.setdefault(ticks, Fraction(ticks, res))
-        notes.append(Note(onset, pitch, duration, velocity, part))
-    n = len(notes)
+    # Every value below is an integer (ticks of the score's resolution times the grid's): exact.
+    bound = 2 * grid * (magnitude(table.onset) + magnitude(table.duration) + 1) + 2 * res
+    onset, duration = int_array(table.onset, bound), int_array(table.duration, bound)
+    end = onset + duration
+    start = (2 * onset * grid + res) // (2 * res)  # half up, as `snap`
+    if last_tick is not None:
+        clamped = start > last_tick
+        counts["onsets_clamped_to_last_bar"] = int(clamped.sum())
+        start = np.where(clamped, last_tick, start)
+    ticks = (2 * end * grid + res) // (2 * res) - start
+    short = ticks < 1
+    counts["zero_length_extended"] = int(short.sum())
+    ticks = np.where(short, 1, ticks)
+    # Errors in grid ticks: |start - onset * grid / res|, one correctly rounded division each
+    # (as Python's int / int), so the figures do not depend on how the fractions were written.
+    onset_miss = abs(start * res - onset * grid)
+    duration_miss = abs(ticks * res - duration * grid)
+    onset_errors = divide(onset_miss, res)
+    duration_errors = divide(duration_miss, res)
+    moved = (onset_miss != 0) | (duration_miss != 0)
+    culprit = np.where(onset_miss != 0, onset, end)[moved]  # ticks of the value that moved
+    tuplet = int(_off_grid_tuplet(culprit, res, grid).sum())
+    n = len(table)
+    notes_moved = int(moved.sum())
+    quantized = table.with_columns(onset=start, duration=ticks, resolution=grid).sorted()
     stats = QuantizeStats(
         notes=n,
-        notes_moved=counts["moved"],
-        onsets_moved=counts["onsets_moved"],
-        durations_moved=counts["durations_moved"],
-        onset_error_mean=sum(onset_errors) / n if n else 0.0,
-        onset_error_max=max(onset_errors, default=0.0),
-        duration_error_mean=sum(duration_errors) / n if n else 0.0,
-        duration_error_max=max(duration_errors, default=0.0),
-        moved_tuplet=counts["moved_tuplet"],
-        moved_finer_value=counts["moved_finer_value"],
+        notes_moved=notes_moved,
+        onsets_moved=int((onset_miss != 0).sum()),
+        durations_moved=int((duration_miss != 0).sum()),
+        # Summed left to right, as the built-in sum (numpy's pairwise sum rounds otherwise).
+        onset_error_mean=_sum(onset_errors) / n if n else 0.0,
+        onset_error_max=float(onset_errors.max()) if n else 0.0,
+        duration_error_mean=_sum(duration_errors) / n if n else 0.0,
+        duration_error_max=float(duration_errors.max()) if n else 0.0,
+        moved_tuplet=tuplet,
+        moved_finer_value=notes_moved - tuplet,
         zero_length_extended=counts["zero_length_extended"],
     )
     report = {k: v for k, v in stats.as_report().items() if v}
     if counts["onsets_clamped_to_last_bar"]:
         report["onsets_clamped_to_last_bar"] = counts["onsets_clamped_to_last_bar"]
-    quantized = dataclasses.replace(score, notes=tuple(notes)).with_counts(report)
-    return quantized.validate(), stats
+    result = dataclasses.replace(score, notes=quantized).with_counts(report)
+    return result.validate(), stats
 
 
-# -- the DVC stage ---------------------------------------------------------------------------
-STAGE = "quantize"
+def _sum(values: np.ndarray) -> float:
+    """The built-in `sum` of float64 values (left to right)."""
+    return float(np.cumsum(values)[-1]) if len(values) else 0.0
+
+
+def _off_grid_tuplet(ticks: np.ndarray, res: int, grid: int) -> np.ndarray:
+    """For values off the grid (`ticks` of `res` per quarter), whether the cause is a tuplet:
+    the reduced denominator of `ticks * grid / res` has an odd factor (see `_reason`)."""
+    if not len(ticks):
+        return np.zeros(0, dtype=bool)
+    denominator = res // np.gcd(ticks * grid, res)
+    if denominator.dtype == object:
+        return np.array([_reason(1, int(d), 1) == "tuplet" for d in denominator], dtype=bool)
+    odd = denominator // (denominator & -denominator)  # strip the factors of two
+    return odd > 1

@@ -11,15 +11,18 @@ a quarter (finer than any grid the tokenizer uses; quantisation counts what it m
 
 from __future__ import annotations
 
-import bisect
+import math
 from collections import Counter
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.errors import ScoreParseError
+from pipeline.notes import divide
 from pipeline.readers.common import make_bars, report_dict
-from pipeline.score import Meter, Note, Score, TempoChange
+from pipeline.score import Meter, Score, TempoChange
 
 MAP_GRID = 48  # ticks per quarter of the mapped times
 
@@ -65,35 +68,36 @@ def _seconds(score: Score) -> list[tuple[Fraction, float, float]]:
 
 
 def apply_beat_file(score: Score, path: Path) -> Score:
-    """`score` re-timed onto the beats of `path`, with bars from its downbeats (see module doc)."""
+    """`score` re-timed onto the beats of `path`, with bars from its downbeats (see module doc).
+
+    On the note columns: each step is the float arithmetic of a per-note loop (a correctly
+    rounded quarter, then the same additions, products and divisions), one numpy pass each.
+    """
     times, downbeats = read_beat_file(path)
     anchors = _seconds(score)
-    anchor_q = [a[0] for a in anchors]
+    table = score.table
+    res = math.lcm(table.resolution, *(a[0].denominator for a in anchors))
+    table = table.at(res)
+    anchor_ticks = np.array([int(a[0] * res) for a in anchors], dtype=np.int64)
+    anchor_s = np.array([a[1] for a in anchors])
+    anchor_spq = np.array([a[2] for a in anchors])
+    beat_times = np.array(times)
 
-    def to_seconds(q: Fraction) -> float:
-        k = bisect.bisect_right(anchor_q, q) - 1
-        start_q, start_s, spq = anchors[max(k, 0)]
-        return start_s + float(q - start_q) * spq
+    def to_beats(ticks: np.ndarray) -> np.ndarray:
+        k = np.maximum(np.searchsorted(anchor_ticks, ticks, side="right") - 1, 0)
+        seconds = anchor_s[k] + divide(ticks - anchor_ticks[k], res) * anchor_spq[k]
+        b = np.searchsorted(beat_times, seconds, side="right") - 1
+        b = np.minimum(np.maximum(b, 0), len(times) - 2)
+        return b + (seconds - beat_times[b]) / (beat_times[b + 1] - beat_times[b])
 
-    def to_beats(seconds: float) -> float:
-        k = min(max(bisect.bisect_right(times, seconds) - 1, 0), len(times) - 2)
-        return k + (seconds - times[k]) / (times[k + 1] - times[k])
-
-    mapped = []
-    for note in score.notes:
-        start = to_beats(to_seconds(note.onset))
-        end = to_beats(to_seconds(note.end))
-        mapped.append((start, end, note))
-    earliest = min((m[0] for m in mapped), default=0.0)
+    start = to_beats(table.onset)
+    end = to_beats(table.onset + table.duration)
+    earliest = float(start.min()) if len(start) else 0.0
     lead = max(0, -int(earliest // 1))  # whole beats prepended so that no onset is negative
-    notes = []
-    for start, end, note in mapped:
-        onset = Fraction(round((start + lead) * MAP_GRID), MAP_GRID)
-        duration = max(
-            Fraction(round((end + lead) * MAP_GRID), MAP_GRID) - onset, Fraction(1, MAP_GRID)
-        )
-        notes.append(Note(onset, note.pitch, duration, note.velocity, note.part))
-    notes.sort()
+    onset = np.rint((start + lead) * MAP_GRID).astype(np.int64)  # half to even, as round()
+    duration = np.maximum(np.rint((end + lead) * MAP_GRID).astype(np.int64) - onset, 1)
+    notes = table.with_columns(onset=onset, duration=duration, resolution=MAP_GRID).sorted()
+    last_onset = Fraction(int(notes.onset[-1]), MAP_GRID) if len(notes) else None
     counts: Counter[str] = Counter({"beat_file_meter": 1})
     first = downbeats.index(True)
     marks = [i for i, d in enumerate(downbeats) if d]
@@ -106,7 +110,7 @@ def apply_beat_file(score: Score, path: Path) -> Score:
         raw.append((Fraction(span), Meter(span, 4)))
     tail = len(times) - marks[-1]
     raw.append((Fraction(max(tail, 1)), Meter(typical, 4)))
-    bars = make_bars(raw, notes[-1].onset if notes else None, counts)
+    bars = make_bars(raw, last_onset, counts)
     intervals = sorted(b - a for a, b in pairwise(times))
     bpm = 60.0 / intervals[len(intervals) // 2]
     report = dict(score.report)

@@ -21,9 +21,9 @@ The reference is miditoolkit on mido; this module reproduces that reading, quirk
 `midi_scan` frames the chunks and, for a track where a quick byte search finds a reason (a
 program change or track name after a note-on, several names, a short meta event, events after
 the end of track, meta events sharing a tick, a non-ASCII name), walks its events as mido does.
-Times stay integer ticks until the end: notes are sorted with numpy and bars built in integer
-units, so the invariants of `Score.validate` hold by construction (its Python loop over Fraction
-comparisons would cost more than the whole rest of the reading).
+Times stay integer ticks: the notes become the score's `NoteTable` at the file's ticks per beat,
+sorted with numpy (no `Note` object is built unless a caller asks for one), and bars are built in
+integer units.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from fractions import Fraction
-from functools import partial
 from itertools import repeat
 from operator import is_not, itemgetter
 from pathlib import Path
@@ -48,7 +47,7 @@ from pipeline.readers.common import (
     report_dict,
 )
 from pipeline.readers.midi_scan import TrackScan, bad_midi, frame, scan_track, suspect
-from pipeline.score import Bar, Meter, Note, Part, Score, ScoreMeta, TempoChange
+from pipeline.score import Bar, Meter, NoteTable, Part, Score, ScoreMeta, TempoChange, new_bar
 
 # mido's key-signature table ((sharps, mode) -> name); anything else makes mido refuse the file.
 _MAJOR = ["Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#"]
@@ -64,12 +63,6 @@ KEY_NAMES: dict[tuple[int, int], str] = {
 CACHE_LIMIT = 200_000  # fractions kept per resolution (about 20 MB at most)
 CACHE_SCALES = 8  # resolutions kept (ticks per beat, and bar units)
 _FRACTIONS: dict[int, dict[int, Fraction]] = {}
-_new_note = partial(tuple.__new__, Note)
-_new_object = object.__new__
-# Slot setters: a frozen dataclass's __init__ costs five times as much, for hundreds of bars.
-_SET_START, _SET_LENGTH, _SET_METER, _SET_PICKUP = (
-    Bar.__dict__[f].__set__ for f in ("start", "length", "meter", "pickup")
-)
 
 
 def read_midi_fast(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
@@ -256,16 +249,6 @@ def _fractions(values: np.ndarray, scale: int) -> list[Fraction]:
     return made
 
 
-def _bar(start: Fraction, length: Fraction, meter: Meter, pickup: bool = False) -> Bar:
-    """`Bar(start, length, meter, pickup)` through its slots."""
-    bar = _new_object(Bar)
-    _SET_START(bar, start)
-    _SET_LENGTH(bar, length)
-    _SET_METER(bar, meter)
-    _SET_PICKUP(bar, pickup)
-    return bar
-
-
 def _bars(
     signatures: list[tuple[int, int, int]],
     end: int,
@@ -326,9 +309,11 @@ def _bars(
     lengths = np.array([r[0] for r in raw], dtype=np.int64)
     starts = np.zeros(len(raw), dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
-    bars = list(map(_bar, _fractions(starts, unit), _fractions(lengths, unit), [r[1] for r in raw]))
+    bars = list(
+        map(new_bar, _fractions(starts, unit), _fractions(lengths, unit), [r[1] for r in raw])
+    )
     if pickup is not None:
-        bars[0] = _bar(bars[0].start, bars[0].length, pickup, True)
+        bars[0] = new_bar(bars[0].start, bars[0].length, pickup, True)
     return tuple(bars)
 
 
@@ -351,10 +336,11 @@ def _note_order(
 
 def _notes(
     columns: list[list[Any]], tpb: int, counts: Counter[str], path: Path
-) -> tuple[list[Note], int, int | None]:
-    """The sorted notes, the end of the last one and the last onset (ticks), from the columns."""
+) -> tuple[NoteTable, int, int | None]:
+    """The sorted notes (ticks of `tpb` per quarter), the end of the last one and the last
+    onset (ticks), from the columns."""
     if not columns[0]:
-        return [], 0, None
+        return NoteTable.empty(), 0, None
     onset, duration, pitch, velocity, part = (np.concatenate(c).astype(np.int64) for c in columns)
     if (onset < 0).any() or (duration < 0).any():  # int32 ticks wrapped around
         raise Unsupported("midi:tick-overflow", str(path))
@@ -365,7 +351,7 @@ def _notes(
             a[keep] for a in (onset, duration, pitch, velocity, part)
         )
     if not len(onset):
-        return [], 0, None
+        return NoteTable.empty(), 0, None
     if not ((pitch >= 0) & (pitch <= 127)).all():  # symusic refuses these already
         raise ScoreValidationError(f"{path.name}: pitch outside 0-127")
     velocity = np.clip(velocity, 1, 127)
@@ -373,14 +359,7 @@ def _notes(
     onset, duration, pitch, velocity, part = (
         a[order] for a in (onset, duration, pitch, velocity, part)
     )
-    fields = (
-        _fractions(onset, tpb),
-        pitch.tolist(),
-        _fractions(duration, tpb),
-        velocity.tolist(),
-        part.tolist(),
-    )
-    notes = list(map(_new_note, zip(*fields, strict=True)))
+    notes = NoteTable(onset, pitch, duration, velocity, part, tpb).sorted()  # sorted: a check
     return notes, int((onset + duration).max()), int(onset[-1])
 
 
@@ -410,7 +389,7 @@ def _build(
     keys.sort(key=itemgetter(0))
     return Score(
         meta=ScoreMeta(path.name, path.stem, "", str(path), None),
-        notes=tuple(notes),
+        notes=notes,
         bars=bars,
         parts=tuple(parts),
         tempos=tuple(TempoChange(Fraction(t, tpb), bpm) for t, bpm in sorted(tempos.items())),

@@ -24,11 +24,8 @@ order of the inputs. Since the shard stage splits by group, a work never straddl
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
-from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +35,13 @@ import pyarrow as pa
 from pipeline.containment_join import containment, containment_pairs
 from pipeline.io.atomic import write_table_atomic
 from pipeline.ledger import Decision, duplicate_of, write_decisions
+from pipeline.notes import INT64_SAFE, divide, magnitude
 from pipeline.score import Score
-from pipeline.shingles import part_shingles, whole_shingles
+from pipeline.shingles import part_shingles, piece_views, whole_shingles
 from pipeline.stages.base import Stage, stage_input
 
 STAGE = "dedupe"
+SIGNATURE_BATCH = 256  # items whose signatures are computed together (bounds memory)
 MATCHES_SCHEMA = pa.schema(
     [("a", pa.string()), ("b", pa.string()), ("via", pa.string()), ("containment", pa.float64())]
 )
@@ -87,34 +86,41 @@ class Signature:
 
 
 def identity_hash(score: Score) -> str:
-    """Hash of the notes after transposition and tempo normalisation (see module docstring)."""
-    events = sorted({(n.onset, n.pitch, n.duration) for n in score.notes})
-    if not events:
+    """Hash of the notes after transposition and tempo normalisation (see module docstring).
+
+    On the note columns: onsets relative to the first and every duration are whole ticks, so the
+    unit (the gcd of the inter-onset intervals and durations) is a whole number of ticks and
+    every normalised time an integer. Only equality of two hashes matters (dedupe buckets by
+    it), so the hash is over the normalised (onset, pitch, duration) rows as int64 bytes; rows
+    past int64 are hashed as text (`o,p,d;` each), behind another prefix: the two never meet.
+    """
+    table = score.table
+    if not len(table):
         return ""
-    t0 = events[0][0]
-    low = min(p for _, p, _ in events)
-    steps = [o - t0 for o, _, _ in events if o != t0] + [d for _, _, d in events]
-    unit = reduce(_fraction_gcd, steps, Fraction(0)) or Fraction(1)
-    digest = hashlib.sha256()
-    for onset, pitch, duration in events:
-        digest.update(f"{(onset - t0) / unit},{pitch - low},{duration / unit};".encode())
-    return digest.hexdigest()
-
-
-def _fraction_gcd(a: Fraction, b: Fraction) -> Fraction:
-    return Fraction(
-        math.gcd(a.numerator * b.denominator, b.numerator * a.denominator),
-        a.denominator * b.denominator,
+    onset, pitch, duration, _, _ = table.columns()
+    order = np.lexsort((duration, pitch, onset))
+    onset, pitch, duration = onset[order], pitch[order], duration[order]
+    distinct = np.ones(len(onset), dtype=bool)
+    distinct[1:] = (
+        (onset[1:] != onset[:-1]) | (pitch[1:] != pitch[:-1]) | (duration[1:] != duration[:-1])
     )
+    onset, pitch, duration = onset[distinct] - onset[0], pitch[distinct], duration[distinct]
+    unit = int(np.gcd.reduce(np.concatenate((onset, duration)))) or 1
+    rows = (onset // unit, pitch - pitch.min(), duration // unit)
+    if max(magnitude(c) for c in rows) < INT64_SAFE:
+        packed = np.stack([np.asarray(c, dtype=np.int64) for c in rows], axis=1)
+        return hashlib.sha256(b"int64:" + packed.tobytes()).hexdigest()
+    steps = zip(*(c.tolist() for c in rows), strict=True)
+    text = "text:" + "".join(f"{o},{p},{d};" for o, p, d in steps)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _note_arrays(score: Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Onsets (quarters, float64), pitches and parts of a score's notes."""
-    count = len(score.notes)
-    onsets = np.fromiter((float(x.onset) for x in score.notes), np.float64, count)
-    pitches = np.fromiter((x.pitch for x in score.notes), np.int64, count)
-    parts = np.fromiter((x.part for x in score.notes), np.int64, count)
-    return onsets, pitches, parts
+    """Onsets (quarters, float64: each the correctly rounded tick / resolution, as
+    `float(Fraction)`), pitches and parts of a score's notes."""
+    table = score.table
+    onsets = divide(table.onset, table.resolution)
+    return onsets, table.pitch, table.part
 
 
 def shingles(score: Score, n: int) -> np.ndarray:
@@ -131,18 +137,37 @@ def whole_view(score: Score, n: int) -> np.ndarray:
 
 def signature(score: Score, row: Mapping[str, Any], cfg: DedupeConfig) -> Signature:
     """The signature of one ingested item."""
-    onsets, pitches, parts = _note_arrays(score)
-    return Signature(
-        id=score.meta.id,
-        # Items of one collection file share its bytes: the exact key is the file and the item.
-        sha256=f"{row['sha256']}#{row['item']}" if row.get("item") is not None else row["sha256"],
-        priority=int(row["priority"]),
-        notes=len(score.notes),
-        identity=identity_hash(score),
-        work=row.get("work") or None,
-        shingles=part_shingles(onsets, pitches, parts, cfg.ngram),
-        whole=whole_shingles(onsets, pitches, cfg.ngram),
+    return signatures([(row, score)], cfg)[0]
+
+
+def signatures(
+    items: Sequence[tuple[Mapping[str, Any], Score]], cfg: DedupeConfig
+) -> list[Signature]:
+    """The signatures of many items, both shingle views computed for all of them at once (one
+    numpy pass: per item, the calls cost more than the work)."""
+    tables = [score.table for _, score in items]
+    piece = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
+    onsets, pitches, parts = (
+        np.concatenate([np.zeros(0, dtype=np.int64), *(column(t) for t in tables)])
+        for column in (lambda t: divide(t.onset, t.resolution), lambda t: t.pitch, lambda t: t.part)
     )
+    part_views, whole_views = piece_views(piece, onsets, pitches, parts, cfg.ngram, len(tables))
+    return [
+        Signature(
+            id=score.meta.id,
+            # Items of one collection file share its bytes: the exact key is the file and item.
+            sha256=f"{row['sha256']}#{row['item']}"
+            if row.get("item") is not None
+            else row["sha256"],
+            priority=int(row["priority"]),
+            notes=len(score.notes),
+            identity=identity_hash(score),
+            work=row.get("work") or None,
+            shingles=parts_view,
+            whole=whole,
+        )
+        for (row, score), parts_view, whole in zip(items, part_views, whole_views, strict=True)
+    ]
 
 
 class _UnionFind:
@@ -243,11 +268,12 @@ def run_items(
     """`run` over streamed (row, score) pairs: only the signatures are kept, not the scores."""
     sigs: list[Signature] = []
     by_id: dict[str, Mapping[str, Any]] = {}
-    for row, score in items:
-        sigs.append(signature(score, row, cfg))
-        by_id[row["id"]] = {k: row[k] for k in ("id", "corpus", "rel_path", "item")}
+    for batch in _batches(items, SIGNATURE_BATCH):
+        sigs += signatures(batch, cfg)
+        for row, _ in batch:
+            by_id[row["id"]] = {k: row[k] for k in ("id", "corpus", "rel_path", "item")}
         if on_done:
-            on_done(1)
+            on_done(len(batch))
     matches = find_matches(sigs, cfg)
     canonical = group(sigs, matches)
     via: dict[str, tuple[str, float]] = {}
@@ -280,6 +306,19 @@ def run_items(
                 )
             )
     return decisions, groups, matches
+
+
+def _batches(
+    items: Iterable[tuple[Mapping[str, Any], Score]], size: int
+) -> Iterator[list[tuple[Mapping[str, Any], Score]]]:
+    batch: list[tuple[Mapping[str, Any], Score]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def write_groups(groups: Sequence[Mapping[str, Any]], path: Any) -> None:

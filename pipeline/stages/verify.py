@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pipeline.errors import MeterError
 from pipeline.ledger import Decision, quarantined
-from pipeline.music.meter import MeterConfig, normalize_meters
+from pipeline.music.meter import MeterConfig, plan_bars
 from pipeline.score import Score
 from pipeline.stages.base import Input, ItemStage, Result, Stage, Tally, stage_input
 
@@ -109,15 +109,16 @@ def check(
     lost = truncation(score, cfg)
     if lost:
         return lost
-    if not score.notes:
+    table = score.table
+    if not len(table):
         return "no_notes"
     if len(score.bars) < cfg.min_bars:
         return "too_short"
-    if cfg.pitch_policy == "quarantine" and any(
-        not cfg.pitch_min <= n.pitch <= cfg.pitch_max for n in score.notes
+    if cfg.pitch_policy == "quarantine" and (
+        (table.pitch < cfg.pitch_min).any() or (table.pitch > cfg.pitch_max).any()
     ):
         return "pitch_range"
-    if any(n.duration <= 0 for n in score.notes):
+    if (table.duration <= 0).any():
         return "non_positive_duration"
     if any(not cfg.tempo_min <= t.bpm <= cfg.tempo_max for t in score.tempos):
         return "tempo_out_of_range"
@@ -125,7 +126,7 @@ def check(
     if mismatch:
         return mismatch
     try:
-        normalize_meters(score, meter_cfg)
+        plan_bars(score.bars, meter_cfg)  # the bars decide; the notes need not move to know
     except MeterError as exc:
         return exc.reason
     return None
@@ -199,7 +200,7 @@ def _detail(reason: str, score: Score, row: Mapping[str, Any]) -> str:
     if reason == "too_short":
         return f"{len(score.bars)} bars"
     if reason == "pitch_range":
-        return f"pitches {min(n.pitch for n in score.notes)}-{max(n.pitch for n in score.notes)}"
+        return f"pitches {score.table.pitch.min()}-{score.table.pitch.max()}"
     if reason == "tempo_out_of_range":
         return f"tempi {sorted({round(t.bpm, 1) for t in score.tempos})}"
     if reason.startswith("composer_mismatch"):

@@ -109,6 +109,11 @@ class Vocab:
         """Supported meters in TS-token order."""
         return tuple(Meter.parse(m) for m in self.config.meters)
 
+    @cached_property
+    def bar_layout(self) -> dict[Meter, tuple[int, int]]:
+        """Each supported meter's TS token id and grid positions (the encoder asks every bar)."""
+        return {m: (self.ts_base + i, self.positions(m)) for i, m in enumerate(self.meters)}
+
     def positions(self, meter: Meter) -> int:
         """Grid positions in one bar of `meter` (48 for 4/4 at 12 per quarter)."""
         return int(meter.length * self.resolution)
