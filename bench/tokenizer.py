@@ -49,11 +49,11 @@ from typing import Any, TypeVar
 
 from pipeline.errors import GnmError, MeterError
 from pipeline.io.atomic import write_text_atomic
+from pipeline.music.prepare import prepare
 from pipeline.music.quantize import QuantizeStats
 from pipeline.readers import read_scores
 from pipeline.readers.beats import apply_beat_file
 from pipeline.score import Score
-from pipeline.stages.tokenize import prepare
 from pipeline.tokenizer import Tokenizer
 from pipeline.writers import write_midi
 

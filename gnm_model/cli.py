@@ -273,7 +273,7 @@ main.add_command(generate)
 def _prompt_ids(prompt: Path, *, tokenizer: Tokenizer, composer: str | None) -> list[int]:
     """The token ids of a prompt file's first score, without its EOS (runs in the limited child)."""
     from pipeline.readers import read_scores
-    from pipeline.stages.tokenize import tokenize_score
+    from pipeline.tokenizer.chain import tokenize_score
 
     return tokenize_score(read_scores(prompt)[0], tokenizer, composer).ids[:-1]
 

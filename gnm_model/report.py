@@ -74,7 +74,7 @@ def load_samples(folder: Path, tokenizer: Tokenizer) -> list[Sample]:
             path.suffix.lower() in SUPPORTED_EXTENSIONS and not (path.with_suffix(".json")).exists()
         ):
             from pipeline.readers import read_scores
-            from pipeline.stages.tokenize import tokenize_score
+            from pipeline.tokenizer.chain import tokenize_score
 
             try:
                 ids = tokenize_score(read_scores(path)[0], tokenizer).ids

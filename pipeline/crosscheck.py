@@ -28,8 +28,8 @@ from pipeline.readers.common import ItemFailure
 from pipeline.readers.fallback import Slot, item_slots
 from pipeline.score import Score
 from pipeline.stages import ingest
-from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
+from pipeline.tokenizer.chain import tokenize_score
 
 Verdict = Literal[
     "identical",

@@ -14,8 +14,8 @@ from typing import Any
 
 from pipeline.cli.common import tracked
 from pipeline.readers import read_scores
-from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
+from pipeline.tokenizer.chain import tokenize_score
 from pipeline.writers import write_midi
 
 # (music21 corpus path, ABC X: number or None, composer token)

@@ -7,11 +7,11 @@ import pytest
 
 from pipeline.corpora import load_declaration
 from pipeline.errors import MeterError, ScoreParseError
+from pipeline.music.prepare import prepare
 from pipeline.readers import read_scores
 from pipeline.readers.beats import apply_beat_file, read_beat_file
 from pipeline.stages import ingest
 from pipeline.stages.ingest import IngestConfig
-from pipeline.stages.tokenize import prepare
 
 
 def test_pop909_beat_file_replaces_the_bogus_1_4_meter(data_root: Path) -> None:

@@ -10,8 +10,8 @@ import torch
 from gnm_model.data import DataConfig, TokenSplit, WindowBatches, Windows, evaluation_batches
 from pipeline.errors import GnmError
 from pipeline.io.shards import open_shards
-from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
+from pipeline.tokenizer.chain import tokenize_score
 from tests.helpers import m21_path, read_one
 
 CHORALES = ["bach/bwv66.6.mxl", "bach/bwv269.mxl", "bach/bwv277.krn"]

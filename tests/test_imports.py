@@ -72,6 +72,18 @@ def test_pipeline_never_imports_the_model() -> None:
     assert offenders == []
 
 
+def test_the_model_never_imports_a_stage() -> None:
+    # gnm_model reads data through pipeline.io (open_shards) and scores through pipeline.music /
+    # pipeline.tokenizer; a stage module is the build's business
+    offenders = {
+        f"{path.name}: {i}"
+        for path in sorted((REPO / "gnm_model").glob("*.py"))
+        for i in _imports(f"gnm_model.{path.stem}", path)
+        if i == "pipeline.stages" or i.startswith("pipeline.stages.")
+    }
+    assert offenders == set()
+
+
 @pytest.mark.parametrize("package", ["pipeline.music", "pipeline.tokenizer"])
 def test_pure_layers_load_no_table_or_cluster_library(package: str) -> None:
     code = (

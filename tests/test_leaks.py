@@ -15,8 +15,9 @@ from pipeline.errors import GnmError
 from pipeline.readers import read_scores
 from pipeline.stages.dedupe import GROUPS_SCHEMA, DedupeConfig
 from pipeline.stages.shard import ShardConfig, run, split_of
-from pipeline.stages.tokenize import TOKENS_SCHEMA, tokenize_score
+from pipeline.stages.tokenize import TOKENS_SCHEMA
 from pipeline.tokenizer import Tokenizer
+from pipeline.tokenizer.chain import tokenize_score
 from pipeline.tokenizer.decode import NoteOnsets, decode_ids
 from pipeline.tokenizer.grammar import Grammar
 from tests.helpers import m21_path

@@ -19,8 +19,8 @@ from pipeline.stages.merge_voices import (
     Resolved,
     resolve_voices,
 )
-from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
+from pipeline.tokenizer.chain import tokenize_score
 from tests.test_voices import JOSQUIN, JOSQUIN_VOICES, tune
 
 

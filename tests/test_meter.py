@@ -17,8 +17,8 @@ from pipeline.music.meter import (
     normalize_meters,
 )
 from pipeline.score import Bar, Meter, Note, Score, ScoreMeta
-from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
+from pipeline.tokenizer.chain import tokenize_score
 from tests.helpers import m21_path, read_one, shared_data_root
 
 REQUIRED_RULES = {

@@ -16,8 +16,8 @@ import pytest
 from pipeline.errors import MeterError
 from pipeline.readers import read_scores
 from pipeline.score import Score
-from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
+from pipeline.tokenizer.chain import tokenize_score
 from tests.helpers import m21_corpus_files, shared_data_root
 
 M21_FILES = m21_corpus_files("bach", "beethoven", "mozart")

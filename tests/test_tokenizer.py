@@ -7,9 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import TokenizeError
+from pipeline.music.prepare import prepare
 from pipeline.score import Bar, Meter, Note, Part, Score, ScoreMeta, TempoChange, bars_from_meters
-from pipeline.stages.tokenize import prepare, tokenize_score
 from pipeline.tokenizer import Tokenizer
+from pipeline.tokenizer.chain import tokenize_score
 from pipeline.tokenizer.grammar import Phase
 from tests.helpers import TEST_DATA, m21_path, read_one
 

@@ -7,8 +7,8 @@ import pytest
 from pipeline.errors import GnmError
 from pipeline.music.meter import normalize_meters
 from pipeline.readers import read_scores
-from pipeline.stages.tokenize import tokenize_score
 from pipeline.tokenizer import Tokenizer
+from pipeline.tokenizer.chain import tokenize_score
 from pipeline.writers import write_score
 from tests.helpers import TEST_DATA, m21_path, read_one
 

@@ -17,8 +17,8 @@ from pipeline.io.atomic import write_text_atomic
 from pipeline.params import Params, load_params
 from pipeline.readers import READER_KINDS, ItemFailure, ReaderKind, read_items
 from pipeline.score import Score
-from pipeline.stages.tokenize import TokenizedScore, tokenize_score
 from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
+from pipeline.tokenizer.chain import TokenizedScore, tokenize_score
 from pipeline.writers import WRITABLE_EXTENSIONS, write_score
 
 

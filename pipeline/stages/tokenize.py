@@ -1,16 +1,14 @@
-"""The tokenize stage: canonical score -> meter-normalised -> quantised -> Extended REMI ids.
+"""The tokenize stage: quantised scores -> Extended REMI ids, written to tokens.parquet.
 
-`prepare` is the chain every consumer shares (the CLI, the demo, the round-trip tests);
-`TokenizeStage` is the DVC stage (see `stages.base`). `tokenize_score`'s report merges the
-counts of every step (reader, meter, quantise, encode) so that a user sees in one place what was
-changed or dropped.
+`TokenizeStage` is the DVC stage (see `stages.base`): its input is already meter-normalised and
+quantised by the earlier stages, so it only encodes. Outside the build, one score goes the same
+way through `pipeline.tokenizer.chain.tokenize_score`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,49 +16,12 @@ import pyarrow as pa
 
 from pipeline.errors import TokenizeError
 from pipeline.ledger import Decision, quarantined
-from pipeline.music.meter import MeterConfig, normalize_meters
-from pipeline.music.quantize import QuantizeConfig, QuantizeStats, quantize
 from pipeline.score import Score
 from pipeline.stages.base import ItemStage, Result, Stage, Tally, stage_input
 from pipeline.stages.meter import COLUMNS as METER_COLUMNS
 from pipeline.stages.quantize import COLUMNS as QUANTIZE_COLUMNS
 from pipeline.tokenizer import Tokenizer
 from pipeline.tokenizer.vocab import Vocab, VocabConfig
-
-
-@dataclass(frozen=True)
-class TokenizedScore:
-    """One tokenized score: the prepared score, its ids and the merged report."""
-
-    score: Score
-    ids: list[int]
-    composer: str | None
-    quantize_stats: QuantizeStats
-    report: dict[str, float] = field(default_factory=dict)
-
-
-def prepare(
-    score: Score, meter_cfg: MeterConfig | None = None, resolution: int = 12
-) -> tuple[Score, QuantizeStats]:
-    """Meter-normalise then quantise (MeterError when a meter has no rule)."""
-    normalised = normalize_meters(score, meter_cfg)
-    return quantize(normalised, QuantizeConfig(resolution))
-
-
-def tokenize_score(
-    score: Score,
-    tokenizer: Tokenizer,
-    composer: str | None = None,
-    meter_cfg: MeterConfig | None = None,
-) -> TokenizedScore:
-    """Prepare and encode one score."""
-    prepared, stats = prepare(score, meter_cfg, tokenizer.vocab.resolution)
-    encoding = tokenizer.encode_with_report(prepared, composer)
-    report = dict(prepared.report)
-    for key, value in encoding.report.items():
-        report[key] = report.get(key, 0) + value
-    return TokenizedScore(prepared, encoding.ids, composer, stats, report)
-
 
 # -- the DVC stage ---------------------------------------------------------------------------
 STAGE = "tokenize"
