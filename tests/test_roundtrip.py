@@ -32,7 +32,6 @@ def expected_keys(prepared: Score, tokenizer: Tokenizer) -> list[tuple[Fraction,
 # Pieces whose meters have no exact rule: the pipeline quarantines them with this reason.
 KNOWN_METER_QUARANTINES = {
     "Scriabin/Sonatas/5.mxl": "meter:5/8",
-    "Ravel/Miroirs/3_Une_Barque.mxl": "meter:1/4",
 }
 
 
