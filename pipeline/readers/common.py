@@ -50,7 +50,9 @@ def read_capped(path: Path, limit: int, what: str) -> bytes:
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size <= limit:
-            data = fh.read(limit + 1)
+            data = fh.read(size + 1)  # not `limit + 1`: a read allocates what it may return
+            if len(data) > size:  # the file grew meanwhile: read on, to just past the limit
+                data += fh.read(limit + 1 - len(data))
             size = len(data)
     if size > limit:
         raise ScoreParseError(

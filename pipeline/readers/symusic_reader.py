@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from symusic import Score as SymScore
 
 from pipeline.errors import ScoreValidationError, Unsupported
 from pipeline.readers.common import (
@@ -62,7 +63,9 @@ KEY_NAMES: dict[tuple[int, int], str] = {
 
 CACHE_LIMIT = 200_000  # fractions kept per resolution (about 20 MB at most)
 CACHE_SCALES = 8  # resolutions kept (ticks per beat, and bar units)
+RUN_KEYS, RUN_LIMIT = 64, 4096  # runs of bars kept, and bars in one (about 40 MB at most)
 _FRACTIONS: dict[int, dict[int, Fraction]] = {}
+_RUNS: dict[tuple[int, int, int, Meter], list[Bar]] = {}  # runs of bars (`_run`)
 
 
 def read_midi_fast(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
@@ -97,8 +100,6 @@ def _load(data: bytes, chunk: bytes, path: Path) -> Any:
     When symusic refuses it, the scan says whether mido refuses it too (`bad_midi`); if not,
     the reference reads it (a delta time of five bytes, for one).
     """
-    from symusic import Score as SymScore
-
     try:
         return SymScore.from_midi(data, ttype="tick")
     except Exception as exc:  # symusic raises RuntimeError, ValueError, range errors, ...
@@ -259,7 +260,8 @@ def _bars(
     """`bars_from_time_signatures` then `make_bars(pickup_from_next_meter=True)`, in integers.
 
     Units of 1/(tpb * D) quarter, D the largest denominator, make every meter length and tick
-    an integer; `end` and `last_onset` are in ticks.
+    an integer; `end` and `last_onset` are in ticks. Bars come in runs of one length and meter
+    (`_run`).
     """
     scale = max([d for _, _, d in signatures], default=1)
     unit = tpb * scale  # units per quarter
@@ -270,7 +272,7 @@ def _bars(
         counts["default_meter"] += 1
         ordered[0] = DEFAULT_METER
     times = sorted(ordered)
-    raw: list[tuple[int, Meter]] = []
+    runs: list[list[Any]] = []  # [length, meter, count]: that many bars of that length
     cursor, end_u = 0, end * scale
     for i, time in enumerate(times):
         meter = ordered[time]
@@ -278,43 +280,68 @@ def _bars(
         if i + 1 == len(times):
             limit = max(end_u, time + length)
             count = -(-(limit - cursor) // length) if cursor < limit else 0
-            raw.extend([(length, meter)] * count)
+            runs.append([length, meter, count])
             cursor += count * length
         else:
             limit = times[i + 1]
             full, rest = divmod(limit - cursor, length)
-            raw.extend([(length, meter)] * full)
+            runs.append([length, meter, full])
             if rest:
-                raw.append((rest, meter))
+                runs.append([rest, meter, 1])
             cursor = limit
-    first_length, first_meter = raw[0]
+    runs = [r for r in runs if r[2]]
+    first_length, first_meter = runs[0][0], runs[0][1]
     pickup: Meter | None = None  # decided before bars are appended, as make_bars does
     if first_length < 4 * first_meter.numerator * unit // first_meter.denominator:
         pickup = first_meter
-    elif len(raw) > 1:
-        second = raw[1][1]
+    elif runs[0][2] > 1 or len(runs) > 1:
+        second = first_meter if runs[0][2] > 1 else runs[1][1]
         if (
             second != first_meter
             and first_length < 4 * second.numerator * unit // second.denominator
         ):
             pickup = second
             counts["pickup_meter_from_next_bar"] += 1
-    if last_onset is not None:  # bars of the last meter until every onset lies in one
-        meter = raw[-1][1]
+    if last_onset is not None and last_onset * scale >= cursor:
+        # bars of the last meter until every onset lies in one
+        meter = runs[-1][1]
         length = 4 * meter.numerator * unit // meter.denominator
-        while last_onset * scale >= cursor:
-            raw.append((length, meter))
-            cursor += length
-            counts["bars_appended"] += 1
-    lengths = np.array([r[0] for r in raw], dtype=np.int64)
-    starts = np.zeros(len(raw), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    bars = list(
-        map(new_bar, _fractions(starts, unit), _fractions(lengths, unit), [r[1] for r in raw])
-    )
+        extra = (last_onset * scale - cursor) // length + 1
+        counts["bars_appended"] += extra
+        if runs[-1][0] == length:
+            runs[-1][2] += extra
+        else:
+            runs.append([length, meter, extra])
+    bars: list[Bar] = []
+    start = 0
+    for length, meter, count in runs:
+        bars.extend(_run(unit, start, length, meter, count))
+        start += length * count
     if pickup is not None:
         bars[0] = new_bar(bars[0].start, bars[0].length, pickup, True)
     return tuple(bars)
+
+
+def _run(unit: int, start: int, length: int, meter: Meter, count: int) -> list[Bar]:
+    """`count` bars of `length` units and `meter` from unit `start`, from a cache shared by the
+    files a process reads.
+
+    Bars are immutable, and the files of a corpus repeat a few runs (POP909: one meter from 0
+    at one resolution): a run costs a slice rather than hundreds of `Bar` and `Fraction`
+    objects. Bounded: at most `RUN_KEYS` runs of at most `RUN_LIMIT` bars (then cleared).
+    """
+    key = (unit, start, length, meter)
+    run = _RUNS.get(key)
+    if run is not None and len(run) >= count:
+        return run[:count]
+    starts = np.arange(count, dtype=np.int64) * length + start
+    size = _fractions(np.array([length], dtype=np.int64), unit)[0]
+    run = list(map(new_bar, _fractions(starts, unit), repeat(size), repeat(meter)))
+    if count <= RUN_LIMIT:
+        if len(_RUNS) >= RUN_KEYS:
+            _RUNS.clear()
+        _RUNS[key] = run
+    return run
 
 
 def _note_order(
@@ -324,12 +351,21 @@ def _note_order(
     velocity: np.ndarray,
     part: np.ndarray,
 ) -> np.ndarray:
-    """The permutation sorting notes as `Note` tuples sort: onset, pitch, duration, velocity, part.
+    """The permutation sorting notes as `Note` tuples sort: onset, pitch, duration, velocity, part,
+    ties in their given order (as `np.lexsort`).
 
-    Packed into two keys when the fields fit (ticks below 2**31, as symusic's int32 times are):
-    numpy's lexsort costs about one sort per key.
+    Packed into one key when the fields fit in 63 bits (pitch and velocity take 7), sorted by a
+    stable argsort: fast on the tracks' runs of notes already in onset order. Else into two
+    keys (ticks below 2**31, as symusic's int32 times are): lexsort costs about a sort per key.
     """
-    if int(part.max()) < 1 << 16 and int(duration.max()) < 1 << 40:
+    onset_bits = int(onset.max()).bit_length()
+    duration_bits = int(duration.max()).bit_length()
+    part_bits = int(part.max()).bit_length()
+    if onset_bits + duration_bits + part_bits + 14 <= 63:
+        key = (((onset << 7) | pitch) << duration_bits) | duration
+        key = (((key << 7) | velocity) << part_bits) | part
+        return np.argsort(key, kind="stable")
+    if part_bits <= 16 and duration_bits <= 40:
         return np.lexsort(((duration << 23) | (velocity << 16) | part, (onset << 7) | pitch))
     return np.lexsort((part, velocity, duration, pitch, onset))
 
@@ -341,25 +377,27 @@ def _notes(
     onset (ticks), from the columns."""
     if not columns[0]:
         return NoteTable.empty(), 0, None
-    onset, duration, pitch, velocity, part = (np.concatenate(c).astype(np.int64) for c in columns)
-    if (onset < 0).any() or (duration < 0).any():  # int32 ticks wrapped around
+    onset, duration, pitch, velocity, part = (np.concatenate(c, dtype=np.int64) for c in columns)
+    shortest = int(duration.min())
+    if int(onset.min()) < 0 or shortest < 0:  # int32 ticks wrapped around
         raise Unsupported("midi:tick-overflow", str(path))
-    keep = duration > 0
-    if not keep.all():
+    if shortest == 0:
+        keep = duration > 0
         counts["zero_duration_dropped"] += int((~keep).sum())
         onset, duration, pitch, velocity, part = (
             a[keep] for a in (onset, duration, pitch, velocity, part)
         )
-    if not len(onset):
-        return NoteTable.empty(), 0, None
-    if not ((pitch >= 0) & (pitch <= 127)).all():  # symusic refuses these already
+        if not len(onset):
+            return NoteTable.empty(), 0, None
+    if int(pitch.min()) < 0 or int(pitch.max()) > 127:  # symusic refuses these already
         raise ScoreValidationError(f"{path.name}: pitch outside 0-127")
-    velocity = np.clip(velocity, 1, 127)
+    velocity = np.minimum(np.maximum(velocity, 1), 127)
     order = _note_order(onset, pitch, duration, velocity, part)
     onset, duration, pitch, velocity, part = (
         a[order] for a in (onset, duration, pitch, velocity, part)
     )
-    notes = NoteTable(onset, pitch, duration, velocity, part, tpb).sorted()  # sorted: a check
+    notes = NoteTable(onset, pitch, duration, velocity, part, tpb)
+    notes._sorted = True  # in canonical order by construction (`_note_order`)
     return notes, int((onset + duration).max()), int(onset[-1])
 
 
