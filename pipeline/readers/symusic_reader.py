@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from symusic import Score as SymScore
+from symusic.core import ScoreTick
 
 from pipeline.errors import ScoreValidationError, Unsupported
 from pipeline.readers.common import (
@@ -65,6 +65,8 @@ CACHE_LIMIT = 200_000  # fractions kept per resolution (about 20 MB at most)
 CACHE_SCALES = 8  # resolutions kept (ticks per beat, and bar units)
 RUN_KEYS, RUN_LIMIT = 64, 4096  # runs of bars kept, and bars in one (about 40 MB at most)
 _FRACTIONS: dict[int, dict[int, Fraction]] = {}
+# symusic's fields of tempos, time signatures and key signatures (`_meta_arrays`)
+META_FIELDS = (("mspq",), ("numerator", "denominator"), ("key", "tonality"))
 _RUNS: dict[tuple[int, int, int, Meter], list[Bar]] = {}  # runs of bars (`_run`)
 
 
@@ -77,7 +79,8 @@ def read_midi_fast(path: Path, *, expand_repeats: bool = False) -> list[Score | 
     tpb, chunks = frame(data, path)
     counts: Counter[str] = Counter()
     parts: list[Part] = []
-    columns: list[list[Any]] = [[], [], [], [], []]  # onset, duration, pitch, velocity, part
+    # onset, duration, pitch and velocity arrays of each part, and (part index, notes) pairs
+    columns: list[list[Any]] = [[], [], [], [], []]
     tempo_list: list[tuple[float, int]] = [(120.0, 0)]  # miditoolkit's default, (bpm, tick)
     signatures: list[tuple[int, int, int]] = []
     keys: list[tuple[int, int, int]] = []
@@ -87,9 +90,10 @@ def read_midi_fast(path: Path, *, expand_repeats: bool = False) -> list[Score | 
         score = _load(header + data[start - 8 : end], chunk, path)
         tracks = list(score.tracks)  # each access to symusic's list builds new wrappers
         scan = None  # the full byte scan, only where the quick look finds a reason
-        if suspect(chunk) or _ties(score) or not all(t.name.isascii() for t in tracks):
+        metas = _meta_arrays(score)
+        if suspect(chunk) or _ties(metas) or not all(t.name.isascii() for t in tracks):
             scan = scan_track(chunk, path)
-        _collect_meta(score, scan, tempo_list, signatures, keys, path)
+        _collect_meta(metas, scan, tempo_list, signatures, keys, path)
         _collect_instruments(tracks, scan, parts, columns, counts, path)
     return [_build(path, tpb, parts, columns, counts, tempo_list, signatures, keys)]
 
@@ -101,38 +105,47 @@ def _load(data: bytes, chunk: bytes, path: Path) -> Any:
     the reference reads it (a delta time of five bytes, for one).
     """
     try:
-        return SymScore.from_midi(data, ttype="tick")
+        return ScoreTick.from_midi(data, False)  # symusic.Score.from_midi(data, ttype="tick")
     except Exception as exc:  # symusic raises RuntimeError, ValueError, range errors, ...
         scan_track(chunk, path)
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise Unsupported("midi:symusic-refuses", f"{path}: {detail[:200]}") from exc
 
 
-def _ties(score: Any) -> bool:
+def _meta_arrays(score: Any) -> list[dict[str, np.ndarray] | None]:
+    """symusic's arrays of one track's tempos, time and key signatures (None where it has none).
+
+    Fetched once: each access to a symusic list builds a new wrapper, each `numpy()` new arrays.
+    """
+    kinds = (score.tempos, score.time_signatures, score.key_signatures)
+    return [events.numpy() if len(events) else None for events in kinds]
+
+
+def _ties(metas: list[dict[str, np.ndarray] | None]) -> bool:
     """True when two meta events of one kind share a tick with different values.
 
     symusic sorts a track's events by tick, perhaps not stably: only the scan knows their order.
     """
-    for events, fields in (
-        (score.tempos, ("mspq",)),
-        (score.time_signatures, ("numerator", "denominator")),
-        (score.key_signatures, ("key", "tonality")),
-    ):
-        if len(events) > 1:
-            arrays = events.numpy()
+    for arrays, fields in zip(metas, META_FIELDS, strict=True):
+        if arrays is not None and len(arrays["time"]) > 1:
             same = arrays["time"][1:] == arrays["time"][:-1]
             if same.any() and any((arrays[f][1:] != arrays[f][:-1])[same].any() for f in fields):
                 return True
     return False
 
 
-def _rows(events: Any, fields: tuple[str, ...], values: list[Any] | None, path: Path) -> list[Any]:
+def _rows(
+    arrays: dict[str, np.ndarray] | None,
+    fields: tuple[str, ...],
+    values: list[Any] | None,
+    path: Path,
+) -> list[Any]:
     """(tick, *values) of one kind of meta event: ticks from symusic, values from the scan if any."""
-    if not len(events) and not values:
+    if arrays is None and not values:
         return []
-    arrays = events.numpy()
-    times = arrays["time"].tolist()
+    times = [] if arrays is None else arrays["time"].tolist()
     if values is None:
+        assert arrays is not None
         return list(zip(times, *(arrays[f].tolist() for f in fields), strict=True))
     if len(times) != len(values):
         raise Unsupported(
@@ -142,7 +155,7 @@ def _rows(events: Any, fields: tuple[str, ...], values: list[Any] | None, path: 
 
 
 def _collect_meta(
-    score: Any,
+    metas: list[dict[str, np.ndarray] | None],
     scan: TrackScan | None,
     tempo_list: list[tuple[float, int]],
     signatures: list[tuple[int, int, int]],
@@ -151,7 +164,7 @@ def _collect_meta(
 ) -> None:
     """Add this track's tempos (miditoolkit's rules), time and key signatures, in file order."""
     tempo_values = scan.tempos if scan else None
-    for tick, mspq in _rows(score.tempos, ("mspq",), tempo_values, path):
+    for tick, mspq in _rows(metas[0], META_FIELDS[0], tempo_values, path):
         if mspq <= 0:
             raise bad_midi(path, "float division by zero (a tempo of 0 microseconds per beat)")
         bpm = 60 * 1e6 / mspq * 4 / 4.0  # mido.tempo2bpm, operation for operation
@@ -160,16 +173,14 @@ def _collect_meta(
         elif bpm != tempo_list[-1][0]:
             tempo_list.append((bpm, tick))
     ts_values = scan.time_signatures if scan else None
-    for tick, num, den in _rows(
-        score.time_signatures, ("numerator", "denominator"), ts_values, path
-    ):
+    for tick, num, den in _rows(metas[1], META_FIELDS[1], ts_values, path):
         if num <= 0:
             raise bad_midi(path, f"{num} is not a valid `numerator` value")
         if not 0 < den <= 128:  # 2**d for d >= 8: no such note value, and no such meter downstream
             raise Unsupported("midi:time-signature-denominator", f"{path}: {num}/{den}")
         signatures.append((tick, num, den))
     key_values = scan.key_signatures if scan else None
-    for tick, sharps, mode in _rows(score.key_signatures, ("key", "tonality"), key_values, path):
+    for tick, sharps, mode in _rows(metas[2], META_FIELDS[2], key_values, path):
         if (sharps, mode) not in KEY_NAMES:
             raise bad_midi(path, f"Could not decode key with {sharps} flats/sharps and mode {mode}")
         keys.append((tick, sharps, mode))
@@ -188,13 +199,18 @@ def _collect_instruments(
     for track in tracks:
         arrays = track.notes.numpy()
         if len(arrays["time"]):
-            first_close = int((arrays["time"].astype(np.int64) + arrays["duration"]).min())
-            groups.append((first_close, track, arrays))
+            groups.append((0, track, arrays))
     if not groups:
         return
-    groups.sort(key=itemgetter(0))
-    if len({g[0] for g in groups}) != len(groups):
-        raise Unsupported("midi:instrument-order", f"{path}: two instruments first close together")
+    if len(groups) > 1:  # ordered by their first note end (a lone group needs no order)
+        groups = [
+            (int((a["time"].astype(np.int64) + a["duration"]).min()), t, a) for _, t, a in groups
+        ]
+        groups.sort(key=itemgetter(0))
+        if len({g[0] for g in groups}) != len(groups):
+            raise Unsupported(
+                "midi:instrument-order", f"{path}: two instruments first close together"
+            )
     name = groups[0][1].name  # ASCII, and the only name, ahead of the notes (`suspect`)
     if scan is not None:
         if scan.program_change_after_note:
@@ -211,7 +227,7 @@ def _collect_instruments(
             continue
         for column, key in zip(columns, ("time", "duration", "pitch", "velocity"), strict=False):
             column.append(arrays[key])
-        columns[4].append(np.full(len(arrays["time"]), index, dtype=np.int64))
+        columns[4].append((index, len(arrays["time"])))
 
 
 def _fraction(num: int, den: int, new: Any = object.__new__, cls: type = Fraction) -> Fraction:
@@ -377,7 +393,9 @@ def _notes(
     onset (ticks), from the columns."""
     if not columns[0]:
         return NoteTable.empty(), 0, None
-    onset, duration, pitch, velocity, part = (np.concatenate(c, dtype=np.int64) for c in columns)
+    onset, duration, pitch, velocity = (np.concatenate(c, dtype=np.int64) for c in columns[:4])
+    indexes, sizes = zip(*columns[4], strict=True)
+    part = np.repeat(np.array(indexes, dtype=np.int64), sizes)
     shortest = int(duration.min())
     if int(onset.min()) < 0 or shortest < 0:  # int32 ticks wrapped around
         raise Unsupported("midi:tick-overflow", str(path))
