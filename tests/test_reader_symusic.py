@@ -239,19 +239,51 @@ def test_known_difference_out_of_range_aftertouch(tmp_path: Path) -> None:
     assert len(read_midi_fast(path)[0].notes) == 1
 
 
-def test_fraction_cache_is_bounded_and_harmless(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_caches_are_bounded_and_harmless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fractions and runs of bars kept across files: small bounds cut and clear them."""
     from pipeline.readers import symusic_reader
 
     monkeypatch.setattr(symusic_reader, "CACHE_LIMIT", 3)
     monkeypatch.setattr(symusic_reader, "CACHE_SCALES", 1)
     monkeypatch.setattr(symusic_reader, "_FRACTIONS", {})
-    for index in range(4):
+    monkeypatch.setattr(symusic_reader, "RUN_KEYS", 2)
+    monkeypatch.setattr(symusic_reader, "RUN_LIMIT", 5)
+    monkeypatch.setattr(symusic_reader, "_RUNS", {})
+    for index in range(6):  # pieces of several meters and lengths
         path = tmp_path / f"{index}.mid"
         path.write_bytes(midi_bytes(piece(11, index)))
         assert_same(path)
+        assert_same(path)  # read again: from the kept runs
         assert len(symusic_reader._FRACTIONS) == 1
+        assert len(symusic_reader._RUNS) <= 2
+        assert all(len(run) <= 5 for run in symusic_reader._RUNS.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, 7, 480, 2**31 - 1]),
+            st.integers(0, 127),
+            st.sampled_from([1, 2, 480, 2**24, 2**31 - 1, 2**41]),
+            st.integers(1, 127),
+            st.sampled_from([0, 1, 3, 2**16]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_note_order_is_lexsort_on_every_path(rows: list[tuple[int, ...]]) -> None:
+    """One packed key, two, or five: the permutation is lexsort's, ties in given order."""
+    import numpy as np
+
+    from pipeline.readers.symusic_reader import _note_order
+
+    onset, pitch, duration, velocity, part = (
+        np.array(c, dtype=np.int64) for c in zip(*rows, strict=True)
+    )
+    expected = np.lexsort((part, velocity, duration, pitch, onset))
+    assert _note_order(onset, pitch, duration, velocity, part).tolist() == expected.tolist()
 
 
 def test_expand_repeats_has_no_meaning(tmp_path: Path) -> None:

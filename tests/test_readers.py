@@ -214,3 +214,21 @@ def test_a_sparse_huge_file_is_refused_from_its_size(
     assert refused.value.reason == "too_large"
     assert time.monotonic() - started < 5
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+
+
+def test_read_capped_reads_a_file_that_grew_since_its_size_up_to_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read is sized to the file; past that size it reads on, and stops past the limit."""
+    import os
+
+    from pipeline.readers import common
+
+    path = tmp_path / "grown.mid"
+    path.write_bytes(bytes(range(100)))
+    stale = os.stat_result((0, 0, 0, 0, 0, 0, 10, 0, 0, 0))  # st_size 10: as before it grew
+    monkeypatch.setattr(common.os, "fstat", lambda fd: stale)
+    assert common.read_capped(path, 200, "MIDI file") == bytes(range(100))
+    with pytest.raises(ScoreParseError, match="the MIDI file is 100 bytes") as refused:
+        common.read_capped(path, 99, "MIDI file")
+    assert refused.value.reason == "too_large"

@@ -47,11 +47,20 @@ def read_capped(path: Path, limit: int, what: str) -> bytes:
     limit all the same (a file that grows meanwhile). OSError propagates: each reader has its own
     reason for an unreadable file.
     """
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+    fd = os.open(path, os.O_RDONLY)  # not open(): its buffered file object costs more here
+    try:
+        size = os.fstat(fd).st_size
         if size <= limit:
-            data = fh.read(limit + 1)
-            size = len(data)
+            # Sized to the file, not to `limit + 1`: a read allocates what it may return. Read
+            # on to the end (a file that grew meanwhile), in blocks, to just past the limit.
+            pieces = [os.read(fd, size + 1)]
+            size = len(pieces[0])
+            while pieces[-1] and size <= limit:
+                pieces.append(os.read(fd, min(limit + 1 - size, 1 << 20)))
+                size += len(pieces[-1])
+            data = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+    finally:
+        os.close(fd)
     if size > limit:
         raise ScoreParseError(
             f"{path}: the {what} is {size:,} bytes, over the {limit:,} byte limit", "too_large"

@@ -124,11 +124,8 @@ def suspect(chunk: bytes) -> bool:
     eot = chunk.find(END_OF_TRACK)
     if (eot != -1 and eot + 3 != len(chunk)) or chunk.count(b"\xff\x03") > 1:
         return True
-    at = chunk.find(b"\xff")
-    while at != -1:
-        if SUSPECT_META.match(chunk, at):
-            return True
-        at = chunk.find(b"\xff", at + 1)
+    if SUSPECT_META.search(chunk):  # it matches from a 0xff byte only
+        return True
     classes = chunk.translate(BYTE_CLASS)
     first_note = classes.find(b"Ndd")
     if first_note == -1:

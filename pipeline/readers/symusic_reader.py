@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from symusic.core import ScoreTick
 
 from pipeline.errors import ScoreValidationError, Unsupported
 from pipeline.readers.common import (
@@ -62,7 +63,11 @@ KEY_NAMES: dict[tuple[int, int], str] = {
 
 CACHE_LIMIT = 200_000  # fractions kept per resolution (about 20 MB at most)
 CACHE_SCALES = 8  # resolutions kept (ticks per beat, and bar units)
+RUN_KEYS, RUN_LIMIT = 64, 4096  # runs of bars kept, and bars in one (about 40 MB at most)
 _FRACTIONS: dict[int, dict[int, Fraction]] = {}
+# symusic's fields of tempos, time signatures and key signatures (`_meta_arrays`)
+META_FIELDS = (("mspq",), ("numerator", "denominator"), ("key", "tonality"))
+_RUNS: dict[tuple[int, int, int, Meter], list[Bar]] = {}  # runs of bars (`_run`)
 
 
 def read_midi_fast(path: Path, *, expand_repeats: bool = False) -> list[Score | ItemFailure]:
@@ -74,7 +79,8 @@ def read_midi_fast(path: Path, *, expand_repeats: bool = False) -> list[Score | 
     tpb, chunks = frame(data, path)
     counts: Counter[str] = Counter()
     parts: list[Part] = []
-    columns: list[list[Any]] = [[], [], [], [], []]  # onset, duration, pitch, velocity, part
+    # onset, duration, pitch and velocity arrays of each part, and (part index, notes) pairs
+    columns: list[list[Any]] = [[], [], [], [], []]
     tempo_list: list[tuple[float, int]] = [(120.0, 0)]  # miditoolkit's default, (bpm, tick)
     signatures: list[tuple[int, int, int]] = []
     keys: list[tuple[int, int, int]] = []
@@ -84,9 +90,10 @@ def read_midi_fast(path: Path, *, expand_repeats: bool = False) -> list[Score | 
         score = _load(header + data[start - 8 : end], chunk, path)
         tracks = list(score.tracks)  # each access to symusic's list builds new wrappers
         scan = None  # the full byte scan, only where the quick look finds a reason
-        if suspect(chunk) or _ties(score) or not all(t.name.isascii() for t in tracks):
+        metas = _meta_arrays(score)
+        if suspect(chunk) or _ties(metas) or not all(t.name.isascii() for t in tracks):
             scan = scan_track(chunk, path)
-        _collect_meta(score, scan, tempo_list, signatures, keys, path)
+        _collect_meta(metas, scan, tempo_list, signatures, keys, path)
         _collect_instruments(tracks, scan, parts, columns, counts, path)
     return [_build(path, tpb, parts, columns, counts, tempo_list, signatures, keys)]
 
@@ -97,41 +104,48 @@ def _load(data: bytes, chunk: bytes, path: Path) -> Any:
     When symusic refuses it, the scan says whether mido refuses it too (`bad_midi`); if not,
     the reference reads it (a delta time of five bytes, for one).
     """
-    from symusic import Score as SymScore
-
     try:
-        return SymScore.from_midi(data, ttype="tick")
+        return ScoreTick.from_midi(data, False)  # symusic.Score.from_midi(data, ttype="tick")
     except Exception as exc:  # symusic raises RuntimeError, ValueError, range errors, ...
         scan_track(chunk, path)
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise Unsupported("midi:symusic-refuses", f"{path}: {detail[:200]}") from exc
 
 
-def _ties(score: Any) -> bool:
+def _meta_arrays(score: Any) -> list[dict[str, np.ndarray] | None]:
+    """symusic's arrays of one track's tempos, time and key signatures (None where it has none).
+
+    Fetched once: each access to a symusic list builds a new wrapper, each `numpy()` new arrays.
+    """
+    kinds = (score.tempos, score.time_signatures, score.key_signatures)
+    return [events.numpy() if len(events) else None for events in kinds]
+
+
+def _ties(metas: list[dict[str, np.ndarray] | None]) -> bool:
     """True when two meta events of one kind share a tick with different values.
 
     symusic sorts a track's events by tick, perhaps not stably: only the scan knows their order.
     """
-    for events, fields in (
-        (score.tempos, ("mspq",)),
-        (score.time_signatures, ("numerator", "denominator")),
-        (score.key_signatures, ("key", "tonality")),
-    ):
-        if len(events) > 1:
-            arrays = events.numpy()
+    for arrays, fields in zip(metas, META_FIELDS, strict=True):
+        if arrays is not None and len(arrays["time"]) > 1:
             same = arrays["time"][1:] == arrays["time"][:-1]
             if same.any() and any((arrays[f][1:] != arrays[f][:-1])[same].any() for f in fields):
                 return True
     return False
 
 
-def _rows(events: Any, fields: tuple[str, ...], values: list[Any] | None, path: Path) -> list[Any]:
+def _rows(
+    arrays: dict[str, np.ndarray] | None,
+    fields: tuple[str, ...],
+    values: list[Any] | None,
+    path: Path,
+) -> list[Any]:
     """(tick, *values) of one kind of meta event: ticks from symusic, values from the scan if any."""
-    if not len(events) and not values:
+    if arrays is None and not values:
         return []
-    arrays = events.numpy()
-    times = arrays["time"].tolist()
+    times = [] if arrays is None else arrays["time"].tolist()
     if values is None:
+        assert arrays is not None
         return list(zip(times, *(arrays[f].tolist() for f in fields), strict=True))
     if len(times) != len(values):
         raise Unsupported(
@@ -141,7 +155,7 @@ def _rows(events: Any, fields: tuple[str, ...], values: list[Any] | None, path: 
 
 
 def _collect_meta(
-    score: Any,
+    metas: list[dict[str, np.ndarray] | None],
     scan: TrackScan | None,
     tempo_list: list[tuple[float, int]],
     signatures: list[tuple[int, int, int]],
@@ -150,7 +164,7 @@ def _collect_meta(
 ) -> None:
     """Add this track's tempos (miditoolkit's rules), time and key signatures, in file order."""
     tempo_values = scan.tempos if scan else None
-    for tick, mspq in _rows(score.tempos, ("mspq",), tempo_values, path):
+    for tick, mspq in _rows(metas[0], META_FIELDS[0], tempo_values, path):
         if mspq <= 0:
             raise bad_midi(path, "float division by zero (a tempo of 0 microseconds per beat)")
         bpm = 60 * 1e6 / mspq * 4 / 4.0  # mido.tempo2bpm, operation for operation
@@ -159,16 +173,14 @@ def _collect_meta(
         elif bpm != tempo_list[-1][0]:
             tempo_list.append((bpm, tick))
     ts_values = scan.time_signatures if scan else None
-    for tick, num, den in _rows(
-        score.time_signatures, ("numerator", "denominator"), ts_values, path
-    ):
+    for tick, num, den in _rows(metas[1], META_FIELDS[1], ts_values, path):
         if num <= 0:
             raise bad_midi(path, f"{num} is not a valid `numerator` value")
         if not 0 < den <= 128:  # 2**d for d >= 8: no such note value, and no such meter downstream
             raise Unsupported("midi:time-signature-denominator", f"{path}: {num}/{den}")
         signatures.append((tick, num, den))
     key_values = scan.key_signatures if scan else None
-    for tick, sharps, mode in _rows(score.key_signatures, ("key", "tonality"), key_values, path):
+    for tick, sharps, mode in _rows(metas[2], META_FIELDS[2], key_values, path):
         if (sharps, mode) not in KEY_NAMES:
             raise bad_midi(path, f"Could not decode key with {sharps} flats/sharps and mode {mode}")
         keys.append((tick, sharps, mode))
@@ -187,13 +199,18 @@ def _collect_instruments(
     for track in tracks:
         arrays = track.notes.numpy()
         if len(arrays["time"]):
-            first_close = int((arrays["time"].astype(np.int64) + arrays["duration"]).min())
-            groups.append((first_close, track, arrays))
+            groups.append((0, track, arrays))
     if not groups:
         return
-    groups.sort(key=itemgetter(0))
-    if len({g[0] for g in groups}) != len(groups):
-        raise Unsupported("midi:instrument-order", f"{path}: two instruments first close together")
+    if len(groups) > 1:  # ordered by their first note end (a lone group needs no order)
+        groups = [
+            (int((a["time"].astype(np.int64) + a["duration"]).min()), t, a) for _, t, a in groups
+        ]
+        groups.sort(key=itemgetter(0))
+        if len({g[0] for g in groups}) != len(groups):
+            raise Unsupported(
+                "midi:instrument-order", f"{path}: two instruments first close together"
+            )
     name = groups[0][1].name  # ASCII, and the only name, ahead of the notes (`suspect`)
     if scan is not None:
         if scan.program_change_after_note:
@@ -210,7 +227,7 @@ def _collect_instruments(
             continue
         for column, key in zip(columns, ("time", "duration", "pitch", "velocity"), strict=False):
             column.append(arrays[key])
-        columns[4].append(np.full(len(arrays["time"]), index, dtype=np.int64))
+        columns[4].append((index, len(arrays["time"])))
 
 
 def _fraction(num: int, den: int, new: Any = object.__new__, cls: type = Fraction) -> Fraction:
@@ -259,7 +276,8 @@ def _bars(
     """`bars_from_time_signatures` then `make_bars(pickup_from_next_meter=True)`, in integers.
 
     Units of 1/(tpb * D) quarter, D the largest denominator, make every meter length and tick
-    an integer; `end` and `last_onset` are in ticks.
+    an integer; `end` and `last_onset` are in ticks. Bars come in runs of one length and meter
+    (`_run`).
     """
     scale = max([d for _, _, d in signatures], default=1)
     unit = tpb * scale  # units per quarter
@@ -270,7 +288,7 @@ def _bars(
         counts["default_meter"] += 1
         ordered[0] = DEFAULT_METER
     times = sorted(ordered)
-    raw: list[tuple[int, Meter]] = []
+    runs: list[list[Any]] = []  # [length, meter, count]: that many bars of that length
     cursor, end_u = 0, end * scale
     for i, time in enumerate(times):
         meter = ordered[time]
@@ -278,43 +296,68 @@ def _bars(
         if i + 1 == len(times):
             limit = max(end_u, time + length)
             count = -(-(limit - cursor) // length) if cursor < limit else 0
-            raw.extend([(length, meter)] * count)
+            runs.append([length, meter, count])
             cursor += count * length
         else:
             limit = times[i + 1]
             full, rest = divmod(limit - cursor, length)
-            raw.extend([(length, meter)] * full)
+            runs.append([length, meter, full])
             if rest:
-                raw.append((rest, meter))
+                runs.append([rest, meter, 1])
             cursor = limit
-    first_length, first_meter = raw[0]
+    runs = [r for r in runs if r[2]]
+    first_length, first_meter = runs[0][0], runs[0][1]
     pickup: Meter | None = None  # decided before bars are appended, as make_bars does
     if first_length < 4 * first_meter.numerator * unit // first_meter.denominator:
         pickup = first_meter
-    elif len(raw) > 1:
-        second = raw[1][1]
+    elif runs[0][2] > 1 or len(runs) > 1:
+        second = first_meter if runs[0][2] > 1 else runs[1][1]
         if (
             second != first_meter
             and first_length < 4 * second.numerator * unit // second.denominator
         ):
             pickup = second
             counts["pickup_meter_from_next_bar"] += 1
-    if last_onset is not None:  # bars of the last meter until every onset lies in one
-        meter = raw[-1][1]
+    if last_onset is not None and last_onset * scale >= cursor:
+        # bars of the last meter until every onset lies in one
+        meter = runs[-1][1]
         length = 4 * meter.numerator * unit // meter.denominator
-        while last_onset * scale >= cursor:
-            raw.append((length, meter))
-            cursor += length
-            counts["bars_appended"] += 1
-    lengths = np.array([r[0] for r in raw], dtype=np.int64)
-    starts = np.zeros(len(raw), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    bars = list(
-        map(new_bar, _fractions(starts, unit), _fractions(lengths, unit), [r[1] for r in raw])
-    )
+        extra = (last_onset * scale - cursor) // length + 1
+        counts["bars_appended"] += extra
+        if runs[-1][0] == length:
+            runs[-1][2] += extra
+        else:
+            runs.append([length, meter, extra])
+    bars: list[Bar] = []
+    start = 0
+    for length, meter, count in runs:
+        bars.extend(_run(unit, start, length, meter, count))
+        start += length * count
     if pickup is not None:
         bars[0] = new_bar(bars[0].start, bars[0].length, pickup, True)
     return tuple(bars)
+
+
+def _run(unit: int, start: int, length: int, meter: Meter, count: int) -> list[Bar]:
+    """`count` bars of `length` units and `meter` from unit `start`, from a cache shared by the
+    files a process reads.
+
+    Bars are immutable, and the files of a corpus repeat a few runs (POP909: one meter from 0
+    at one resolution): a run costs a slice rather than hundreds of `Bar` and `Fraction`
+    objects. Bounded: at most `RUN_KEYS` runs of at most `RUN_LIMIT` bars (then cleared).
+    """
+    key = (unit, start, length, meter)
+    run = _RUNS.get(key)
+    if run is not None and len(run) >= count:
+        return run[:count]
+    starts = np.arange(count, dtype=np.int64) * length + start
+    size = _fractions(np.array([length], dtype=np.int64), unit)[0]
+    run = list(map(new_bar, _fractions(starts, unit), repeat(size), repeat(meter)))
+    if count <= RUN_LIMIT:
+        if len(_RUNS) >= RUN_KEYS:
+            _RUNS.clear()
+        _RUNS[key] = run
+    return run
 
 
 def _note_order(
@@ -324,12 +367,21 @@ def _note_order(
     velocity: np.ndarray,
     part: np.ndarray,
 ) -> np.ndarray:
-    """The permutation sorting notes as `Note` tuples sort: onset, pitch, duration, velocity, part.
+    """The permutation sorting notes as `Note` tuples sort: onset, pitch, duration, velocity, part,
+    ties in their given order (as `np.lexsort`).
 
-    Packed into two keys when the fields fit (ticks below 2**31, as symusic's int32 times are):
-    numpy's lexsort costs about one sort per key.
+    Packed into one key when the fields fit in 63 bits (pitch and velocity take 7), sorted by a
+    stable argsort: fast on the tracks' runs of notes already in onset order. Else into two
+    keys (ticks below 2**31, as symusic's int32 times are): lexsort costs about a sort per key.
     """
-    if int(part.max()) < 1 << 16 and int(duration.max()) < 1 << 40:
+    onset_bits = int(onset.max()).bit_length()
+    duration_bits = int(duration.max()).bit_length()
+    part_bits = int(part.max()).bit_length()
+    if onset_bits + duration_bits + part_bits + 14 <= 63:
+        key = (((onset << 7) | pitch) << duration_bits) | duration
+        key = (((key << 7) | velocity) << part_bits) | part
+        return np.argsort(key, kind="stable")
+    if part_bits <= 16 and duration_bits <= 40:
         return np.lexsort(((duration << 23) | (velocity << 16) | part, (onset << 7) | pitch))
     return np.lexsort((part, velocity, duration, pitch, onset))
 
@@ -341,25 +393,29 @@ def _notes(
     onset (ticks), from the columns."""
     if not columns[0]:
         return NoteTable.empty(), 0, None
-    onset, duration, pitch, velocity, part = (np.concatenate(c).astype(np.int64) for c in columns)
-    if (onset < 0).any() or (duration < 0).any():  # int32 ticks wrapped around
+    onset, duration, pitch, velocity = (np.concatenate(c, dtype=np.int64) for c in columns[:4])
+    indexes, sizes = zip(*columns[4], strict=True)
+    part = np.repeat(np.array(indexes, dtype=np.int64), sizes)
+    shortest = int(duration.min())
+    if int(onset.min()) < 0 or shortest < 0:  # int32 ticks wrapped around
         raise Unsupported("midi:tick-overflow", str(path))
-    keep = duration > 0
-    if not keep.all():
+    if shortest == 0:
+        keep = duration > 0
         counts["zero_duration_dropped"] += int((~keep).sum())
         onset, duration, pitch, velocity, part = (
             a[keep] for a in (onset, duration, pitch, velocity, part)
         )
-    if not len(onset):
-        return NoteTable.empty(), 0, None
-    if not ((pitch >= 0) & (pitch <= 127)).all():  # symusic refuses these already
+        if not len(onset):
+            return NoteTable.empty(), 0, None
+    if int(pitch.min()) < 0 or int(pitch.max()) > 127:  # symusic refuses these already
         raise ScoreValidationError(f"{path.name}: pitch outside 0-127")
-    velocity = np.clip(velocity, 1, 127)
+    velocity = np.minimum(np.maximum(velocity, 1), 127)
     order = _note_order(onset, pitch, duration, velocity, part)
     onset, duration, pitch, velocity, part = (
         a[order] for a in (onset, duration, pitch, velocity, part)
     )
-    notes = NoteTable(onset, pitch, duration, velocity, part, tpb).sorted()  # sorted: a check
+    notes = NoteTable(onset, pitch, duration, velocity, part, tpb)
+    notes._sorted = True  # in canonical order by construction (`_note_order`)
     return notes, int((onset + duration).max()), int(onset[-1])
 
 
