@@ -135,42 +135,54 @@ def latest(run: Path) -> Path:
     return run / "checkpoints" / name
 
 
-def load(folder: Path, vocab: Vocab | None = None) -> Checkpoint:
-    """Read and check a checkpoint folder (hashes; the vocabulary when given)."""
-    meta_path = folder / "meta.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{meta_path}: missing (not a checkpoint folder)") from None
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{meta_path}: not JSON ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT}")
+def check_vocab(folder: Path, meta: Mapping[str, Any], vocab: Vocab | None) -> None:
+    """Refuse weights trained with another vocabulary than `vocab` (when given)."""
     if vocab is not None and meta.get("vocab_hash") != vocab.hash:
         raise CheckpointError(
             f"{folder}: trained with vocabulary {str(meta.get('vocab_hash'))[:12]}, not "
             f"{vocab.hash[:12]} (resolution or token list differ); use shards built with the "
-            "checkpoint's vocab.json"
+            "model's vocab.json"
         )
-    tensors = {}
-    for name in ("model.safetensors", "state.safetensors"):
-        path = folder / name
-        if not path.is_file():
-            raise CheckpointError(f"{path}: missing")
-        if sha256_file(path) != meta.get("sha256", {}).get(name):
-            raise CheckpointError(
-                f"{path}: sha256 does not match meta.json (corrupted or tampered)"
-            )
-        try:
-            tensors[name] = load_file(str(path))
-        except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"{path}: unreadable safetensors ({exc})") from None
-    return Checkpoint(folder, meta, tensors["model.safetensors"], tensors["state.safetensors"])
+
+
+def read_meta(folder: Path, fmt: str, what: str) -> dict[str, Any]:
+    """A folder's meta.json, refused unless it is JSON of format `fmt` (`what` names the folder)."""
+    meta_path = folder / "meta.json"
+    try:
+        meta: dict[str, Any] = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{meta_path}: missing (not {what})") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{meta_path}: not JSON ({exc})") from None
+    if meta.get("format") != fmt:
+        raise CheckpointError(f"{meta_path}: format {meta.get('format')!r}, expected {fmt}")
+    return meta
+
+
+def read_tensors(folder: Path, meta: Mapping[str, Any], name: str) -> dict[str, torch.Tensor]:
+    """The tensors of `folder/name`, after checking its sha256 against meta.json."""
+    path = folder / name
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    if sha256_file(path) != meta.get("sha256", {}).get(name):
+        raise CheckpointError(f"{path}: sha256 does not match meta.json (corrupted or tampered)")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: unreadable safetensors ({exc})") from None
+
+
+def load(folder: Path, vocab: Vocab | None = None) -> Checkpoint:
+    """Read and check a checkpoint folder (hashes; the vocabulary when given)."""
+    meta = read_meta(folder, FORMAT, "a checkpoint folder")
+    check_vocab(folder, meta, vocab)
+    weights = read_tensors(folder, meta, "model.safetensors")
+    return Checkpoint(folder, meta, weights, read_tensors(folder, meta, "state.safetensors"))
 
 
 def run_vocab(run: Path) -> Vocab:
     """The vocabulary a run was trained with (its vocab.json)."""
     path = run / "vocab.json"
     if not path.is_file():
-        raise CheckpointError(f"{path}: missing (not a training run)")
+        raise CheckpointError(f"{path}: missing (not a training run or a released model)")
     return Vocab.load(path)

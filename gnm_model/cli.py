@@ -116,6 +116,9 @@ def _report(summary: dict[str, Any], out_dir: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=1))
         return
+    if summary["start_step"] >= summary["steps"]:
+        click.echo(f"{out_dir}: already trained to step {summary['steps']}; nothing to do")
+        return
     first, last = summary.get("initial_valid_loss"), summary.get("final_valid_loss")
     change = f"valid loss {first:.4f} -> {last:.4f}; " if first and last else ""
     click.echo(
@@ -146,7 +149,7 @@ def pretrain(shards_dir: Path, preset: str, **kw: Any) -> None:
 
 
 @train.command()
-@click.option("--from", "from_run", type=click.Path(file_okay=False, path_type=Path), required=True, help="Pre-training run folder.")  # fmt: skip
+@click.option("--from", "from_run", type=click.Path(file_okay=False, path_type=Path), required=True, help="Pre-training run folder, or a released model (models/gnm-small).")  # fmt: skip
 @click.option("--shards", "shards_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/default/shards"), show_default=True)  # fmt: skip
 @click.option(
     "--composers",
@@ -157,47 +160,107 @@ def pretrain(shards_dir: Path, preset: str, **kw: Any) -> None:
 @click.option(
     "--mode", type=click.Choice(["adapters", "full"]), default="adapters", show_default=True
 )
+@click.option("--restart-adapters", is_flag=True, help="Start the adapters and composer embeddings where pre-training left them, not from --from's fine-tuned ones (a released model keeps them).")  # fmt: skip
 @_train_options
-def finetune(from_run: Path, shards_dir: Path, composers: str, mode: str, **kw: Any) -> None:
+def finetune(from_run: Path, shards_dir: Path, composers: str, mode: str, restart_adapters: bool, **kw: Any) -> None:  # fmt: skip
     """Fine-tune a pre-trained run on composers: adapters only (backbone frozen) or everything.
 
     \b
-    Example:
+    Examples:
       gnm train finetune --from runs/pre --composers Bach,Mozart --mode adapters --out runs/ft
+      gnm train finetune --from models/gnm-small --restart-adapters --steps 500 --out runs/mine
     """
     from gnm_model import checkpoint as ckpt
+    from gnm_model.release import resolve_model
+    from gnm_model.release import restart_adapters as pretrained_adapters
     from gnm_model.train import train as run_training
     from pipeline.io.shards import open_shards
 
     shards = open_shards(shards_dir)
     run_vocab = ckpt.run_vocab(from_run)
     shards.require_vocab(run_vocab, f"run {from_run}")
-    init = ckpt.load(ckpt.latest(from_run), run_vocab)
+    init = resolve_model(from_run, run_vocab)
+    if restart_adapters:
+        init = pretrained_adapters(init)
     names = [c.strip() for c in composers.split(",") if c.strip()]
     summary = run_training(kw["out_dir"], init.config, shards, _train_config(kw), mode, names, init=init,  # type: ignore[arg-type]
                            resume=kw["resume"], device=kw["device"])  # fmt: skip
     _report(summary, kw["out_dir"], kw["as_json"])
 
 
+@train.command()
+@click.option("--shards", "shards_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/default/shards"), show_default=True)  # fmt: skip
+@PRESET_OPTION
+@click.option("--composers", default=COMPOSERS, show_default=True, help="Comma-separated.")
+@_train_options
+def scratch(shards_dir: Path, preset: str, composers: str, **kw: Any) -> None:
+    """Train a fresh model on composers only, with no pre-training (the paper's ablation).
+
+    Every parameter trains from its initialisation, conditioned on the composers as in
+    fine-tuning; compare it with `finetune` over a pre-trained backbone at the same steps.
+
+    \b
+    Example:
+      gnm train scratch --preset small --composers Bach,Mozart --steps 1500 --out runs/scratch
+    """
+    from gnm_model.config import preset as get_preset
+    from gnm_model.train import train as run_training
+    from pipeline.io.shards import open_shards
+
+    shards = open_shards(shards_dir)
+    names = [c.strip() for c in composers.split(",") if c.strip()]
+    summary = run_training(kw["out_dir"], get_preset(preset), shards, _train_config(kw), "full", names,
+                           resume=kw["resume"], device=kw["device"])  # fmt: skip
+    _report(summary, kw["out_dir"], kw["as_json"])
+
+
+@train.command("export")
+@click.option("--run", "runs", multiple=True, required=True, metavar="NAME=RUN", help="A training stage and its run folder, in training order; the last one's weights are shipped (repeat: --run pretrain=... --run adapters=...).")  # fmt: skip
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="The model folder (replaced).")  # fmt: skip
+@click.option("--name", default=None, help="The model's name (default: the --out folder's name).")
+@click.option("--command", "command", default=None, help="The exact command that trained it, recorded in meta.json.")  # fmt: skip
+@click.option("--recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="The recipe script, copied into the folder.")  # fmt: skip
+def export_model(runs: tuple[str, ...], out_dir: Path, name: str | None, command: str | None, recipe: Path | None) -> None:  # fmt: skip
+    """Export a trained model into a small folder that `--run` reads (weights, vocab, logs, plot).
+
+    \b
+    Example:
+      gnm train export --run pretrain=runs/pre --run adapters=runs/ft --out models/mine
+    """
+    from gnm_model.release import export
+
+    stages = []
+    for item in runs:
+        stage, sep, folder = item.partition("=")
+        if not sep or not stage or not folder:
+            raise click.BadParameter(f"{item!r}: expected NAME=RUN_FOLDER", param_hint="--run")
+        stages.append((stage, Path(folder)))
+    meta = export(stages, out_dir, name or out_dir.name, command, recipe)
+    size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
+    click.echo(f"exported {meta['parameters']:,} parameters (step {meta['step']}) to {out_dir} "
+               f"({size / 2**20:.1f} MiB)")  # fmt: skip
+
+
 main.add_command(train)
 
 
 def load_run_model(run: Path, device: str | None = None) -> tuple[Any, Any]:
-    """The model of a run's latest checkpoint and the run's vocabulary."""
+    """The model behind --run (a run's latest checkpoint or a released model) and its vocabulary."""
     import torch
 
     from gnm_model import checkpoint as ckpt
+    from gnm_model.release import resolve_model
     from gnm_model.transformer import GnMTransformer
 
     vocab = ckpt.run_vocab(run)
-    loaded = ckpt.load(ckpt.latest(run), vocab)
+    loaded = resolve_model(run, vocab)
     net = GnMTransformer(loaded.config.for_vocab(vocab))
     net.load_state_dict(dict(loaded.weights))
     return net.to(torch.device(device or "cpu")).eval(), vocab
 
 
 @click.command()
-@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="A training run, or a released model folder (models/gnm-small).")  # fmt: skip
 @click.option("--composer", default=None, help="Composer to condition on (default: None).")
 @click.option("--bars", type=int, default=16, show_default=True)
 @click.option("--n", "count", type=int, default=1, show_default=True, help="Samples.")

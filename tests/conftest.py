@@ -62,3 +62,24 @@ def quick_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_build_root(tmp_path_factory.mktemp("quick"), quick_profile())
     build(root, "default", use_dvc=False, echo=lambda line: None)
     return root / "data/default/shards"
+
+
+@pytest.fixture(scope="session")
+def tiny_release(quick_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny pre-training run ("pre"), an adapter run over it ("ft") and their export ("model")."""
+    from gnm_model import checkpoint as ckpt
+    from gnm_model.config import TrainConfig, preset
+    from gnm_model.release import export
+    from gnm_model.train import train
+    from pipeline.io.shards import open_shards
+    from pipeline.tokenizer.vocab import DEFAULT_COMPOSERS
+
+    root = tmp_path_factory.mktemp("release")
+    shards = open_shards(quick_shards)
+    cfg = TrainConfig(steps=6, batch_size=4, lr=3e-3, warmup=2, eval_every=3, checkpoint_every=3)
+    train(root / "pre", preset("tiny"), shards, cfg, "pretrain", echo=lambda line: None)
+    init = ckpt.load(ckpt.latest(root / "pre"))
+    train(root / "ft", init.config, shards, cfg, "adapters", list(DEFAULT_COMPOSERS), init=init,
+          echo=lambda line: None)  # fmt: skip
+    export([("pretrain", root / "pre"), ("adapters", root / "ft")], root / "model", "tiny", "cmd")
+    return {"pre": root / "pre", "ft": root / "ft", "model": root / "model"}
