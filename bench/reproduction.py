@@ -13,8 +13,9 @@ Each model row (NAME=a run or a released model):
     the share the composer classifier gives back to their composer, the overlapping area (OA)
     of each metric's distribution with the composer's real pieces, the n-gram repetition rate,
     and memorisation (the longest run of bars shared with the training split; flagged at > 4).
-The Real row is the valid split's pieces (up to `--samples` per composer) in the samples' place:
-the ceiling. Its classifier figure is the grouped cross-validation recall, since the classifier
+Real pieces are cut into segments of `--bars` bars to compare like with like (most metrics depend
+on length). The Real row is the valid split's segments (up to `--samples` per composer) in the
+samples' place: the ceiling. Its classifier figure is the grouped cross-validation recall, since the classifier
 is fitted on every split. With `--backbone`, the pre-trained model (the released model with the
 adapters where pre-training left them) samples Composer_None, compared with the folk genre.
 
@@ -47,7 +48,12 @@ from gnm_model import metrics as M  # noqa: E402
 from gnm_model.data import TokenSplit, evaluation_batches  # noqa: E402
 from gnm_model.generate import SampleConfig, Sampler  # noqa: E402
 from gnm_model.release import resolve_model, restart_adapters  # noqa: E402
-from gnm_model.report import evaluate_samples, load_samples, reference_metrics  # noqa: E402
+from gnm_model.report import (  # noqa: E402
+    bar_segments,
+    evaluate_samples,
+    load_samples,
+    reference_metrics,
+)
 from gnm_model.train import evaluate  # noqa: E402
 from gnm_model.transformer import GnMTransformer  # noqa: E402
 from pipeline.errors import GnmError  # noqa: E402
@@ -106,18 +112,23 @@ def write_samples(
         path.write_text(json.dumps({"composer": composer, "seed": i, "ids": ids}) + "\n")
 
 
-def write_real(shards: ShardSet, composers: list[str], n: int, folder: Path) -> None:
-    """Up to n valid-split pieces per composer, in the samples' token format."""
+def write_real(shards: ShardSet, composers: list[str], n: int, bars: int, folder: Path) -> None:
+    """Up to n `bars`-bar segments of valid-split pieces per composer, as samples."""
     folder.mkdir(parents=True, exist_ok=True)
+    eos = shards.vocab.index["EOS"]
     for composer in composers:
         try:
             data = TokenSplit.load(shards, "valid", [composer])
         except GnmError:  # no valid piece of this composer
             continue
-        for i in range(min(n, len(data.ids))):
-            ids = [int(t) for t in data.piece(i)]
-            body = {"composer": composer, "piece": data.ids[i], "ids": ids}
-            (folder / f"{composer}-{i:03d}.json").write_text(json.dumps(body) + "\n")
+        segments = []
+        for i in range(len(data.ids)):
+            piece = [int(t) for t in data.piece(i)]
+            offsets = [int(b) for b in data.bar_starts[i]]
+            segments += [(data.ids[i], ids) for ids in bar_segments(piece, offsets, bars, eos)]
+        for k, (piece_id, ids) in enumerate(segments[:n]):
+            body = {"composer": composer, "piece": piece_id, "ids": ids}
+            (folder / f"{composer}-{k:03d}.json").write_text(json.dumps(body) + "\n")
 
 
 def _oa(report: dict[str, Any], group: str, metric: str) -> float:
@@ -168,9 +179,9 @@ def _means(per: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def evaluate_folder(shards: ShardSet, folder: Path, out: Path, composers: list[str]) -> Any:
+def evaluate_folder(args: argparse.Namespace, shards: ShardSet, folder: Path, out: Path) -> Any:
     samples = load_samples(folder, Tokenizer(shards.vocab))
-    return evaluate_samples(shards, samples, out, composers, 100, None, log=print)
+    return evaluate_samples(shards, samples, out, args.composers, 100, None, log=print, reference_bars=args.bars)  # fmt: skip
 
 
 def model_row(args: argparse.Namespace, name: str, path: Path, shards: ShardSet) -> dict[str, Any]:
@@ -182,7 +193,7 @@ def model_row(args: argparse.Namespace, name: str, path: Path, shards: ShardSet)
     for c in args.composers:
         write_samples(model, shards, c, args.samples, args.bars, work / "samples")
         print(f"{name}: {args.samples} samples of {c} in {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
-    report = evaluate_folder(shards, work / "samples", work / "report", args.composers)
+    report = evaluate_folder(args, shards, work / "samples", work / "report")
     row = summarise(report, args.composers)
     row.update(source=str(path), valid_loss=losses, seconds=round(time.perf_counter() - started))
     known = [v for v in losses.values() if not math.isnan(v)]
@@ -194,8 +205,8 @@ def real_row(args: argparse.Namespace, shards: ShardSet) -> dict[str, Any]:
     work = args.work / "real"
     if work.exists():
         shutil.rmtree(work)
-    write_real(shards, args.composers, args.samples, work / "samples")
-    report = evaluate_folder(shards, work / "samples", work / "report", args.composers)
+    write_real(shards, args.composers, args.samples, args.bars, work / "samples")
+    report = evaluate_folder(args, shards, work / "samples", work / "report")
     row = summarise(report, args.composers)
     cv = report["classifier"]["cross_validation"]
     for c in args.composers:
@@ -215,7 +226,8 @@ def backbone_row(args: argparse.Namespace, shards: ShardSet) -> dict[str, Any]:
     for sample in load_samples(work / "samples", tokenizer):
         score = tokenizer.decode_full(sample.ids, strict=True, score_id=sample.name).score
         generated.append(M.all_metrics(score))
-    real = reference_metrics(shards, {"folk": lambda r: bool(r["genre"] == "folk")}, 100)["folk"]
+    folk = {"folk": lambda r: bool(r["genre"] == "folk")}
+    real = reference_metrics(shards, folk, 100, args.bars)["folk"]
     oa = {}
     for metric in (*OA_METRICS, "ngram_repetition_rate"):
         oa[metric] = round(
@@ -223,7 +235,7 @@ def backbone_row(args: argparse.Namespace, shards: ShardSet) -> dict[str, Any]:
         )
     return {
         "source": f"{args.backbone} (adapters as pre-training left them), Composer_None",
-        "compared_with": f"genre folk, {len(real)} test pieces",
+        "compared_with": f"genre folk, {len(real)} test pieces or {args.bars}-bar segments",
         "samples": len(generated),
         "oa": oa,
         "ngram_repetition_rate": round(
@@ -245,7 +257,8 @@ def render(args: argparse.Namespace, name: str, shards: ShardSet) -> None:
         for i in range(args.render):
             shutil.copy(work / "samples" / f"{c}-{i:03d}.json", folder)
     samples = load_samples(folder, Tokenizer(shards.vocab))
-    evaluate_samples(shards, samples, work / "report-rendered", args.composers, 100, find_soundfont(None), log=print)  # fmt: skip
+    font = find_soundfont(None)
+    evaluate_samples(shards, samples, work / "report-rendered", args.composers, 100, font, log=print, reference_bars=args.bars)  # fmt: skip
 
 
 def main() -> None:

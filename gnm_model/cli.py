@@ -391,12 +391,17 @@ main.add_command(render)
 @click.option("--shards", "shards_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/default/shards"), show_default=True)  # fmt: skip
 @click.option("--composers", default=COMPOSERS, show_default=True)
 @click.option(
-    "--max-reference", type=int, default=100, show_default=True, help="Real test pieces per group."
+    "--max-reference",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Real test pieces (or segments) per group.",
 )
+@click.option("--reference-bars", type=int, default=0, show_default=True, help="Compare with the real pieces' segments of this many bars (the samples' length); 0: whole pieces.")  # fmt: skip
 @click.option("--soundfont", type=click.Path(dir_okay=False), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print report.json.")
 def evaluate(run_dir: Path, samples_dir: Path, out_dir: Path, shards_dir: Path, composers: str,
-             max_reference: int, soundfont: str | None, as_json: bool) -> None:  # fmt: skip
+             max_reference: int, reference_bars: int, soundfont: str | None, as_json: bool) -> None:  # fmt: skip
     """Evaluate samples against real data: metrics, classifier, memorisation, audio and scores.
 
     Writes REPORT/report.json and REPORT/report.html (open it in a browser).
@@ -431,6 +436,7 @@ def evaluate(run_dir: Path, samples_dir: Path, out_dir: Path, shards_dir: Path, 
         max_reference,
         font,
         log=lambda line: click.echo(line, err=True),
+        reference_bars=reference_bars,
     )
     if as_json:
         click.echo((out_dir / "report.json").read_text())

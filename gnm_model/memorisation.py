@@ -89,21 +89,31 @@ class TrainingIndex:
     def _ngram_set(self, n: int) -> np.ndarray:
         if n not in self._sets:
             hashes = _hashes(self.flat + 1, n)  # separator becomes 0, tokens 1..V
-            has_separator = (
-                np.lib.stride_tricks.sliding_window_view(self.flat, n).min(axis=1) < 0
-                if self.flat.size >= n
-                else np.zeros(0, bool)
-            )
+            # An n-gram spans a separator when the separator count grows across its window: O(len).
+            separators = np.concatenate([[0], np.cumsum(self.flat < 0)])
+            has_separator = separators[n:] - separators[:-n] > 0 if hashes.size else hashes > 0
             self._sets[n] = np.unique(hashes[~has_separator])
         return self._sets[n]
 
+    def _shares(self, body: np.ndarray, n: int) -> bool:
+        return bool(np.isin(_hashes(body + 1, n), self._ngram_set(n)).any())
+
     def longest_ngram(self, ids: Sequence[int]) -> int:
-        """Length of the longest n-gram of the body of `ids` found in the training bodies."""
+        """Length of the longest n-gram of the body of `ids` found in the training bodies.
+
+        A shared n-gram implies a shared (n - 1)-gram, so the answer is found by doubling n until
+        nothing is shared, then bisecting: the n tried are mostly the same from one sample to the
+        next, and each needs one index of the training split's n-grams (cached).
+        """
         body = np.asarray([t for t in ids[PREFIX:] if t != self.eos], dtype=np.int64)
         low, high = 0, body.size
-        while low < high:  # largest n with a shared n-gram (shared n implies shared n - 1)
+        probe = 1
+        while probe <= high and self._shares(body, probe):
+            low, probe = probe, 2 * probe
+        high = min(high, probe - 1)
+        while low < high:  # largest n with a shared n-gram
             mid = (low + high + 1) // 2
-            if np.isin(_hashes(body + 1, mid), self._ngram_set(mid)).any():
+            if self._shares(body, mid):
                 low = mid
             else:
                 high = mid - 1

@@ -88,18 +88,46 @@ def _decode(tokenizer: Tokenizer, ids: Sequence[int], name: str) -> Any:
     return tokenizer.decode_full(ids, strict=True, score_id=name).score
 
 
+def bar_segments(ids: Sequence[int], bar_offsets: Sequence[int], bars: int, eos: int) -> list[list[int]]:  # fmt: skip
+    """A piece as consecutive segments of `bars` bars, each a complete token sequence (the piece's
+    prefix, the segment's bars, EOS). A last segment of fewer than half as many bars is dropped,
+    unless it is the whole piece; `bars` 0 gives the piece itself."""
+    ids = list(ids)
+    if bars <= 0 or not bar_offsets:
+        return [ids]
+    prefix, body_end = ids[: bar_offsets[0]], len(ids) - 1  # the last token is EOS
+    out = []
+    for k in range(0, len(bar_offsets), bars):
+        if k and len(bar_offsets) - k < bars / 2:
+            break
+        end = bar_offsets[k + bars] if k + bars < len(bar_offsets) else body_end
+        out.append([*prefix, *ids[bar_offsets[k] : end], eos])
+    return out
+
+
 def reference_metrics(
-    shards: ShardSet, groups: dict[str, Callable[[dict[str, Any]], bool]], max_pieces: int
+    shards: ShardSet,
+    groups: dict[str, Callable[[dict[str, Any]], bool]],
+    max_pieces: int,
+    bars: int = 0,
 ) -> dict[str, list[dict[str, float]]]:
-    """Metrics of the test split's pieces, per named group (a predicate on the shard row)."""
+    """Metrics of the test split's pieces, per named group (a predicate on the shard row); with
+    `bars`, of their consecutive `bars`-bar segments (`bar_segments`), to compare like with like
+    against samples of that length. At most `max_pieces` pieces or segments per group."""
     tokenizer = Tokenizer(shards.vocab)
+    eos = shards.vocab.index["EOS"]
+    columns = ["id", "composer_token", "genre", "tokens", "bar_offsets"]
     out: dict[str, list[dict[str, float]]] = {name: [] for name in groups}
     for path in shards.files("test"):
-        rows = pq.read_table(path, columns=["id", "composer_token", "genre", "tokens"]).to_pylist()
-        for row in rows:
-            for name, wanted in groups.items():
-                if wanted(row) and len(out[name]) < max_pieces:
-                    out[name].append(M.all_metrics(_decode(tokenizer, row["tokens"], row["id"])))
+        for row in pq.read_table(path, columns=columns).to_pylist():
+            wanted = [n for n, keep in groups.items() if keep(row) and len(out[n]) < max_pieces]
+            if not wanted:
+                continue
+            for k, ids in enumerate(bar_segments(row["tokens"], row["bar_offsets"], bars, eos)):
+                values = M.all_metrics(_decode(tokenizer, ids, f"{row['id']}#{k}"))
+                for name in wanted:
+                    if len(out[name]) < max_pieces:
+                        out[name].append(values)
     return out
 
 
@@ -136,8 +164,13 @@ def evaluate_samples(
     soundfont: Path | None = None,
     classifier_cfg: ClassifierConfig | None = None,
     log: Callable[[str], None] = print,
+    reference_bars: int = 0,
 ) -> dict[str, Any]:
-    """Measure everything and write report.json, report.html and the media into `out_dir`."""
+    """Measure everything and write report.json, report.html and the media into `out_dir`.
+
+    The real references are whole test pieces, or with `reference_bars` their segments of that
+    many bars (compare samples of N bars with N-bar segments: most metrics depend on length).
+    """
     from gnm_model.render import RenderError, midi_to_wav, musicxml_to_svg
     from pipeline.writers import write_score
 
@@ -176,7 +209,7 @@ def evaluate_samples(
     for genre in GENRES:
         if genre != "other":  # a catch-all, no style to compare samples with
             groups[f"genre:{genre}"] = has_genre(genre)
-    real = reference_metrics(shards, groups, max_reference)
+    real = reference_metrics(shards, groups, max_reference, reference_bars)
     real = {k: v for k, v in real.items() if v}
     generated: dict[str, list[dict[str, float]]] = {}
     for s in samples:
@@ -250,6 +283,7 @@ def evaluate_samples(
         "samples": [asdict(s) | {"ids": None} for s in samples],
         "metric_table": table,
         "reference_pieces": {k: len(v) for k, v in real.items()},
+        "reference_bars": reference_bars or None,
         "classifier": classifier,
         "plots": plots,
         "near_copies": [s.name for s in samples if s.memorisation.get("flagged")],

@@ -17,7 +17,7 @@ from gnm_model.classifier import ClassifierConfig
 from gnm_model.config import preset
 from gnm_model.generate import SampleConfig, Sampler
 from gnm_model.render import find_soundfont, wav_peak
-from gnm_model.report import evaluate_samples, load_samples, metric_table
+from gnm_model.report import bar_segments, evaluate_samples, load_samples, metric_table
 from gnm_model.transformer import GnMTransformer
 from pipeline.io.shards import open_shards
 from pipeline.tokenizer import Tokenizer
@@ -168,3 +168,29 @@ def test_an_empty_folder_and_a_missing_soundfont_still_give_a_report(
     assert rendered and all("no soundfont" in s["render_error"] for s in rendered)
     assert all(s["metrics"] and s["predicted"] in COMPOSERS for s in rendered)
     assert json.loads((tmp_path / "b" / "report.json").read_text())["format"] == "gnm-eval/1"
+
+
+def test_bar_segments_cut_a_real_piece_into_decodable_pieces_of_n_bars(
+    tokenizer: Tokenizer,
+) -> None:
+    """Every segment decodes on its own, has N bars (the last at least N/2), and together they
+    hold the piece's bars in order; 0 bars gives the piece itself."""
+    from pipeline.readers import read_scores
+    from pipeline.tokenizer.chain import tokenize_score
+
+    ids = tokenize_score(read_scores(m21_path("bach/bwv66.6.mxl"))[0], tokenizer, "Bach").ids
+    bar = tokenizer.vocab.index["Bar"]
+    offsets = [i for i, t in enumerate(ids) if t == bar]
+    eos = tokenizer.vocab.index["EOS"]
+    assert bar_segments(ids, offsets, 0, eos) == [ids]
+    for n in (1, 3, 4, len(offsets), len(offsets) + 5):
+        segments = bar_segments(ids, offsets, n, eos)
+        counts = [
+            len(tokenizer.decode_full(s, strict=True, score_id="s").score.bars) for s in segments
+        ]
+        assert all(c == n for c in counts[:-1]) and (counts[-1] >= n / 2 or len(segments) == 1)
+        bodies = [t for s in segments for t in s[offsets[0] : -1]]
+        assert bodies == ids[offsets[0] : offsets[0] + len(bodies)]
+        assert sum(counts) <= len(offsets) and all(
+            s[: offsets[0]] == ids[: offsets[0]] for s in segments
+        )
