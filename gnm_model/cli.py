@@ -281,6 +281,8 @@ def generate(
 ) -> None:  # fmt: skip
     """Sample pieces: tokens (JSON), MIDI and MusicXML per sample; every sample decodes.
 
+    Sample i is drawn with seed --seed + i, so each one can be made again on its own.
+
     A --prompt file is read in an isolated child under ingest's time and memory limits
     (--timeout, --memory-mb).
 
@@ -308,14 +310,13 @@ def generate(
         limits = cli_limits(load_params(params_path), timeout_s, memory_mb)
         job = partial(_prompt_ids, tokenizer=tokenizer, composer=composer)
         prompt_ids = run_limited(job, prompt, limits, prompt)
-    generator = torch.Generator().manual_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for i in tracked(range(count), "sampling"):
-        ids = sampler.sample(composer, cfg, generator, prompt_ids)
+    for i in tracked(range(count), "sampling"):  # sample i: seed + i, reproducible on its own
+        ids = sampler.sample(composer, cfg, torch.Generator().manual_seed(seed + i), prompt_ids)
         score = tokenizer.decode_full(ids, strict=True, score_id=f"sample-{i:03d}").score
         stem = out_dir / f"{composer or 'None'}-{seed}-{i:03d}"
-        body = {"composer": composer, "seed": seed, "index": i, "bars": len(score.bars), "notes": len(score.notes),
+        body = {"composer": composer, "seed": seed + i, "index": i, "bars": len(score.bars), "notes": len(score.notes),
                 "ids": ids, "tokens": tokenizer.to_strings(ids), "vocab_hash": vocab.hash,
                 "sampling": {"temperature": temperature, "top_k": top_k, "top_p": top_p}}  # fmt: skip
         stem.with_suffix(".json").write_text(json.dumps(body) + "\n")

@@ -13,11 +13,13 @@
 # warmup steps and cosine decay; validation every 250 steps.
 # Adapters: 1,500 steps of 16 x 512 tokens (12M tokens, about seven passes over the four
 # composers' 1.7M training tokens, composers balanced), AdamW at 1e-3, 200 warmup steps.
+# Then the export (gnm train export) and 4 samples of 32 bars per composer in $MODEL/samples.
 #
 # Environment (defaults in brackets); the test suite shrinks the recipe with these to check that
 # it reproduces its first checkpoint bit for bit:
 #   RUNS [out/runs/gnm-small]  MODEL [models/gnm-small]  SHARDS [data/full/shards]
-#   PRESET [small]  PRETRAIN_STEPS [8000]  ADAPTER_STEPS [1500]  EVERY [250]  GNM [.venv/bin/gnm]
+#   PRESET [small]  PRETRAIN_STEPS [8000]  ADAPTER_STEPS [1500]  EVERY [250]  SAMPLE_BARS [32]
+#   GNM [.venv/bin/gnm]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-out/runs/gnm-small}
@@ -27,6 +29,7 @@ PRESET=${PRESET:-small}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-8000}
 ADAPTER_STEPS=${ADAPTER_STEPS:-1500}
 EVERY=${EVERY:-250}
+SAMPLE_BARS=${SAMPLE_BARS:-32}
 GNM=${GNM:-.venv/bin/gnm}
 
 if [ ! -f "$SHARDS/index.json" ]; then
@@ -48,3 +51,20 @@ fi
 "$GNM" train export --run pretrain="$RUNS/pretrain" --run adapters="$RUNS/adapters" \
   --out "$MODEL" --name gnm-small --recipe recipes/gnm-small.sh \
   --command "bash recipes/gnm-small.sh (RUNS=$RUNS SHARDS=$SHARDS PRESET=$PRESET PRETRAIN_STEPS=$PRETRAIN_STEPS ADAPTER_STEPS=$ADAPTER_STEPS EVERY=$EVERY)"
+
+SAMPLING=(--bars "$SAMPLE_BARS" --n 4 --seed 0 --temperature 0.9 --top-p 0.95)
+for composer in Bach Beethoven Mozart Chopin; do
+  "$GNM" generate --run "$MODEL" --composer "$composer" "${SAMPLING[@]}" --out "$MODEL/samples"
+done
+cat > "$MODEL/samples/README.md" <<EOF
+# Samples of $(basename "$MODEL")
+
+Made by \`bash recipes/gnm-small.sh\` right after the export, for each composer:
+
+    gnm generate --run $MODEL --composer <composer> ${SAMPLING[*]} --out $MODEL/samples
+
+Sample i is drawn with seed i; each has tokens (.json), MIDI and MusicXML. They are the first
+four samples per composer of the reproduction table's GnM row (bench/reproduction.py draws the
+same seeds with the same settings). Render one with \`gnm render <file>.mid\` (WAV and the
+engraved first page); docs/model.md says what they sound like.
+EOF

@@ -99,6 +99,10 @@ def test_generate_writes_tokens_midi_and_musicxml(tmp_path: Path) -> None:
     assert [Path(w["json"]).read_text() for w in json.loads(again.stdout)] == [
         Path(w["json"]).read_text() for w in written
     ]
+    alone = [*args[:-2], "--seed", "6", "--n", "1", "--out", str(tmp_path / "d"), "--json"]
+    second = CliRunner().invoke(main, alone)  # sample 1 of seed 5 is sample 0 of seed 6
+    body = json.loads(Path(json.loads(second.stdout)[0]["json"]).read_text())
+    assert body["ids"] == json.loads(Path(written[1]["json"]).read_text())["ids"]
     missing = CliRunner().invoke(
         main, ["generate", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "c")]
     )

@@ -133,7 +133,7 @@ def test_the_quickstart_fine_tunes_over_a_released_backbone_and_samples_each_com
 
 def _recipe(root: Path, shards: Path) -> Path:
     env = {**os.environ, "RUNS": str(root / "runs"), "MODEL": str(root / "model"),
-           "SHARDS": str(shards), "PRESET": "tiny", "PRETRAIN_STEPS": "4", "ADAPTER_STEPS": "2",
+           "SHARDS": str(shards), "PRESET": "tiny", "PRETRAIN_STEPS": "4", "ADAPTER_STEPS": "2", "SAMPLE_BARS": "2",
            "EVERY": "2", "GNM": str(Path(sys.executable).parent / "gnm")}  # fmt: skip
     done = subprocess.run(["bash", str(REPO / "recipes/gnm-small.sh")], env=env,
                           capture_output=True, text=True)  # fmt: skip
@@ -153,3 +153,9 @@ def test_the_recipe_reproduces_its_first_checkpoint_and_its_model_bit_for_bit(
     meta = json.loads((a / "model/meta.json").read_text())
     assert meta["recipe"]["command"].startswith("bash recipes/gnm-small.sh")
     assert (a / "model/recipe.sh").read_text() == (REPO / "recipes/gnm-small.sh").read_text()
+    samples = sorted(p.name for p in (a / "model/samples").glob("*.json"))
+    assert len(samples) == 16 and samples[0] == "Bach-0-000.json"
+    assert all(
+        (a / "model/samples" / s).read_text() == (b / "model/samples" / s).read_text()
+        for s in samples
+    )
