@@ -49,6 +49,7 @@ from gnm_model.data import TokenSplit, evaluation_batches  # noqa: E402
 from gnm_model.generate import SampleConfig, Sampler  # noqa: E402
 from gnm_model.release import resolve_model, restart_adapters  # noqa: E402
 from gnm_model.report import (  # noqa: E402
+    Fitted,
     bar_segments,
     evaluate_samples,
     load_samples,
@@ -181,7 +182,8 @@ def _means(per: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def evaluate_folder(args: argparse.Namespace, shards: ShardSet, folder: Path, out: Path) -> Any:
     samples = load_samples(folder, Tokenizer(shards.vocab))
-    return evaluate_samples(shards, samples, out, args.composers, 100, None, log=print, reference_bars=args.bars)  # fmt: skip
+    return evaluate_samples(shards, samples, out, args.composers, 100, None, log=print,
+                            reference_bars=args.bars, fitted=args.fitted)  # fmt: skip
 
 
 def model_row(args: argparse.Namespace, name: str, path: Path, shards: ShardSet) -> dict[str, Any]:
@@ -258,7 +260,8 @@ def render(args: argparse.Namespace, name: str, shards: ShardSet) -> None:
             shutil.copy(work / "samples" / f"{c}-{i:03d}.json", folder)
     samples = load_samples(folder, Tokenizer(shards.vocab))
     font = find_soundfont(None)
-    evaluate_samples(shards, samples, work / "report-rendered", args.composers, 100, font, log=print, reference_bars=args.bars)  # fmt: skip
+    evaluate_samples(shards, samples, work / "report-rendered", args.composers, 100, font, log=print,
+                     reference_bars=args.bars, fitted=args.fitted)  # fmt: skip
 
 
 def main() -> None:
@@ -276,6 +279,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/reproduction.json")
     args = parser.parse_args()
     args.composers = [c.strip() for c in args.composers.split(",") if c.strip()]
+    args.fitted = Fitted()  # the classifier and the training index, fitted once for every row
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     shards = open_shards(args.shards)
     result = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": {}}

@@ -155,6 +155,17 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
+@dataclass
+class Fitted:
+    """What `evaluate_samples` fits on the real data alone: the classifier, its grouped
+    cross-validation and the training split's index. Pass one object to several calls on the
+    same shards and composers and it is computed once."""
+
+    classifier: ComposerClassifier | None = None
+    cross_validation: dict[str, Any] | None = None
+    index: TrainingIndex | None = None
+
+
 def evaluate_samples(
     shards: ShardSet,
     samples: list[Sample],
@@ -165,6 +176,7 @@ def evaluate_samples(
     classifier_cfg: ClassifierConfig | None = None,
     log: Callable[[str], None] = print,
     reference_bars: int = 0,
+    fitted: Fitted | None = None,
 ) -> dict[str, Any]:
     """Measure everything and write report.json, report.html and the media into `out_dir`.
 
@@ -220,20 +232,23 @@ def evaluate_samples(
         f"eval: references from the test split: {', '.join(f'{k} {len(v)}' for k, v in real.items())}"
     )
 
-    pieces = load_pieces(shards, composers)
-    present = [c for i, c in enumerate(composers) if i in set(pieces.labels)]
+    fitted = fitted if fitted is not None else Fitted()
     classifier: dict[str, Any] = {"cross_validation": None}
-    if len(present) >= 2:
-        with progress((classifier_cfg or ClassifierConfig()).folds, "classifier folds") as advance:
-            classifier["cross_validation"] = cross_validate(
-                pieces, shards.vocab, composers, classifier_cfg, advance
+    if fitted.classifier is None:
+        pieces = load_pieces(shards, composers)
+        if len(set(pieces.labels)) >= 2:
+            with progress((classifier_cfg or ClassifierConfig()).folds, "classifier folds") as advance:  # fmt: skip
+                fitted.cross_validation = cross_validate(
+                    pieces, shards.vocab, composers, classifier_cfg, advance
+                )
+            fitted.classifier = ComposerClassifier(shards.vocab, composers, classifier_cfg).fit(
+                pieces.tokens, pieces.labels
             )
-        model = ComposerClassifier(shards.vocab, composers, classifier_cfg).fit(
-            pieces.tokens, pieces.labels
-        )
+    if fitted.classifier is not None:
+        classifier["cross_validation"] = fitted.cross_validation
         decodable = [s for s in samples if s.metrics]
         if decodable:
-            probs = model.predict_proba([np.asarray(s.ids) for s in decodable])
+            probs = fitted.classifier.predict_proba([np.asarray(s.ids) for s in decodable])
             for s, p in zip(decodable, probs, strict=True):
                 s.probabilities = {c: round(float(v), 4) for c, v in zip(composers, p, strict=True)}
                 s.predicted = composers[int(p.argmax())]
@@ -248,7 +263,9 @@ def evaluate_samples(
             f"classifier skipped: real pieces of fewer than two of {', '.join(composers)}"
         )
 
-    index = TrainingIndex(TokenSplit.load(shards, "train"))
+    if fitted.index is None:
+        fitted.index = TrainingIndex(TokenSplit.load(shards, "train"))
+    index = fitted.index
     for s in samples:
         if s.metrics:
             s.memorisation = asdict(index.check(s.ids))

@@ -17,7 +17,7 @@ from gnm_model.classifier import ClassifierConfig
 from gnm_model.config import preset
 from gnm_model.generate import SampleConfig, Sampler
 from gnm_model.render import find_soundfont, wav_peak
-from gnm_model.report import bar_segments, evaluate_samples, load_samples, metric_table
+from gnm_model.report import Fitted, bar_segments, evaluate_samples, load_samples, metric_table
 from gnm_model.transformer import GnMTransformer
 from pipeline.io.shards import open_shards
 from pipeline.tokenizer import Tokenizer
@@ -168,6 +168,18 @@ def test_an_empty_folder_and_a_missing_soundfont_still_give_a_report(
     assert rendered and all("no soundfont" in s["render_error"] for s in rendered)
     assert all(s["metrics"] and s["predicted"] in COMPOSERS for s in rendered)
     assert json.loads((tmp_path / "b" / "report.json").read_text())["format"] == "gnm-eval/1"
+    fitted = Fitted()  # fitted by the first call, reused as they are by the second
+    samples = load_samples(samples_dir, Tokenizer(shards.vocab))
+    args = (shards, samples, tmp_path / "c", COMPOSERS, 5, None, FAST)
+    first = evaluate_samples(*args, log=lambda line: None, fitted=fitted)
+    classifier, index = fitted.classifier, fitted.index
+    again = evaluate_samples(*args, log=lambda line: None, fitted=fitted)
+    assert classifier is not None and index is not None
+    assert (fitted.classifier, fitted.index) == (classifier, index)
+    assert first["classifier"] == again["classifier"] == report["classifier"]
+    assert [s["probabilities"] for s in again["samples"]] == [
+        s["probabilities"] for s in report["samples"]
+    ]
 
 
 def test_bar_segments_cut_a_real_piece_into_decodable_pieces_of_n_bars(
