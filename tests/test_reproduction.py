@@ -2,13 +2,54 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from pipeline.tokenizer.vocab import DEFAULT_COMPOSERS
 from tests.helpers import REPO
+
+
+def _module() -> Any:
+    spec = importlib.util.spec_from_file_location("reproduction", REPO / "bench/reproduction.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_row_counts_its_composers_samples_classifier_hits_overlaps_and_near_copies() -> None:
+    bench = _module()
+
+    def sample(composer: str, predicted: str, repetition: float, bars: int) -> dict[str, Any]:
+        return {"composer": composer, "predicted": predicted, "metrics": {"ngram_repetition_rate": repetition},
+                "memorisation": {"longest_bar_run": bars}}  # fmt: skip
+
+    report = {
+        "samples": [sample("Bach", "Bach", 0.2, 5), sample("Bach", "Mozart", 0.4, 2),
+                    sample("Mozart", "Mozart", 0.1, 4), {"composer": "Mozart", "metrics": {}}],
+        "metric_table": [{"group": "Bach", "metric": "scale_consistency", "overlap": 0.5},
+                         {"group": "Mozart", "metric": "scale_consistency", "overlap": 0.7},
+                         {"group": "Bach", "metric": "structure_short", "overlap": 0.25}],
+    }  # fmt: skip
+    row = bench.summarise(report, ["Bach", "Mozart"])
+    bach, mozart = row["per_composer"]["Bach"], row["per_composer"]["Mozart"]
+    assert (bach["samples"], bach["classifier_accuracy"], bach["near_copies"]) == (2, 0.5, 1)
+    assert (mozart["samples"], mozart["classifier_accuracy"], mozart["near_copies"]) == (1, 1.0, 0)
+    assert bach["ngram_repetition_rate"] == pytest.approx(0.3)
+    assert bach["oa"]["scale_consistency"] == 0.5 and math.isnan(mozart["oa"]["structure_short"])
+    mean = row["mean"]
+    assert mean["classifier_accuracy"] == 0.75 and mean["oa"]["scale_consistency"] == 0.6
+    assert mean["oa"]["structure_short"] == 0.25  # NaN left out of the mean
+    assert (mean["longest_shared_bars"], mean["near_copies"]) == (5, 1)
+    assert bench.finite({"a": [math.nan, 1.0]}) == {"a": [None, 1.0]}
+    assert bench.slug("GnM (full fine-tune)") == "gnm-full-fine-tune"
 
 
 def _bench(
