@@ -264,6 +264,45 @@ def render(args: argparse.Namespace, name: str, shards: ShardSet) -> None:
                      reference_bars=args.bars, fitted=args.fitted)  # fmt: skip
 
 
+def _cell(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The table of docs/model.md: one line per row and composer, then the folk comparison."""
+    head = ("| Row | Composer | Valid loss | Classifier | OA pitch-class entropy | OA groove | "
+            "OA scale | OA structure (short/mid/long) | 4-gram repetition | Longest shared bars | Near-copies |")  # fmt: skip
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, row in result["rows"].items():
+        if "per_composer" not in row:
+            continue
+        for composer, c in [*row["per_composer"].items(), ("mean", row["mean"])]:
+            oa = c["oa"]
+            structure = "/".join(_cell(oa.get(f"structure_{k}")) for k in ("short", "mid", "long"))
+            loss = (
+                row.get("valid_loss", {}).get(composer)
+                if composer != "mean"
+                else row["mean"].get("valid_loss")
+            )
+            lines.append(
+                f"| {name} | {composer} | {_cell(loss, 3)} | {_cell(c['classifier_accuracy'])} | "
+                f"{_cell(oa.get('pitch_class_entropy'))} | {_cell(oa.get('groove_consistency'))} | "
+                f"{_cell(oa.get('scale_consistency'))} | {structure} | {_cell(c['ngram_repetition_rate'])} | "
+                f"{c['longest_shared_bars']} | {c['near_copies']} |"
+            )  # fmt: skip
+    for name, row in result["rows"].items():
+        if "per_composer" in row:
+            continue
+        oa = row["oa"]
+        lines += ["", f"{name}: {row['samples']} samples against {row['compared_with']}: OA pitch-class "
+                  f"entropy {_cell(oa['pitch_class_entropy'])}, groove {_cell(oa['groove_consistency'])}, "
+                  f"scale {_cell(oa['scale_consistency'])}; 4-gram repetition {_cell(row['ngram_repetition_rate'])} "
+                  f"(real {_cell(row['real_ngram_repetition_rate'])})."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shards", type=Path, default=ROOT / "data/full/shards")
@@ -277,7 +316,11 @@ def main() -> None:
     parser.add_argument("--redo", action="store_true", help="Recompute the named rows.")
     parser.add_argument("--work", type=Path, default=ROOT / "out/reproduction")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/reproduction.json")
+    parser.add_argument("--markdown", action="store_true", help="Print --out as a table; compute nothing.")  # fmt: skip
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.out.read_text())), end="")
+        return
     args.composers = [c.strip() for c in args.composers.split(",") if c.strip()]
     args.fitted = Fitted()  # the classifier and the training index, fitted once for every row
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -295,7 +338,7 @@ def main() -> None:
         name, _, path = item.partition("=")
         todo.append((name, lambda n=name, p=Path(path): model_row(args, n, p, shards)))
     if args.real:
-        todo.append(("Real (test split)", lambda: real_row(args, shards)))
+        todo.append(("Real (valid-split segments)", lambda: real_row(args, shards)))
     if args.backbone is not None:
         todo.append(("Backbone (Composer_None) vs folk", lambda: backbone_row(args, shards)))
     for name, compute in todo:

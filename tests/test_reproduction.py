@@ -71,7 +71,7 @@ def test_the_table_has_every_row_and_column_and_keeps_finished_rows(
     assert table["settings"]["samples"] == 2 and table["settings"]["bars"] == 3
     assert set(table["rows"]) == {
         "tiny",
-        "Real (test split)",
+        "Real (valid-split segments)",
         "Backbone (Composer_None) vs folk",
     }
     row = table["rows"]["tiny"]
@@ -82,9 +82,25 @@ def test_the_table_has_every_row_and_column_and_keeps_finished_rows(
     assert row["valid_loss"]["Bach"] > 0 and "near_copies" in row["mean"]
     samples = sorted(p.name for p in (tmp_path / "work/tiny/samples").iterdir())
     assert samples[:2] == ["Bach-000.json", "Bach-001.json"] and len(samples) == 8
-    real = table["rows"]["Real (test split)"]
+    real = table["rows"]["Real (valid-split segments)"]
     assert real["per_composer"]["Bach"]["samples"] >= 1
     assert table["rows"]["Backbone (Composer_None) vs folk"]["samples"] == 2
     again = _bench(quick_shards, tiny_release["model"], tmp_path)
     assert "tiny: kept from" in again.stdout
     assert json.loads((tmp_path / "table.json").read_text())["rows"]["tiny"] == row
+
+
+def test_the_markdown_table_has_a_line_per_row_and_composer_and_the_folk_sentence() -> None:
+    bench = _module()
+    per = {"classifier_accuracy": 0.5, "oa": {"scale_consistency": 0.61}, "ngram_repetition_rate": 0.2,
+           "longest_shared_bars": 3, "near_copies": 0}  # fmt: skip
+    result = {"rows": {
+        "GnM": {"per_composer": {"Bach": per}, "mean": {**per, "valid_loss": 1.5}, "valid_loss": {"Bach": 1.5}},
+        "Folk": {"samples": 32, "compared_with": "genre folk", "oa": {"pitch_class_entropy": 0.7,
+                 "groove_consistency": 0.8, "scale_consistency": 0.9}, "ngram_repetition_rate": 0.1,
+                 "real_ngram_repetition_rate": 0.2},
+    }}  # fmt: skip
+    lines = bench.markdown(result).splitlines()
+    assert lines[2] == "| GnM | Bach | 1.500 | 0.50 | – | – | 0.61 | –/–/– | 0.20 | 3 | 0 |"
+    assert lines[3].startswith("| GnM | mean | 1.500 |") and lines[1].count("---") == 11
+    assert lines[-1].startswith("Folk: 32 samples against genre folk: OA pitch-class entropy 0.70")
