@@ -29,6 +29,8 @@ from gnm_model.train import train
 from pipeline.errors import CheckpointError
 from pipeline.io.atomic import sha256_file
 from pipeline.io.shards import open_shards
+from pipeline.params import load_params
+from pipeline.tokenizer import Tokenizer
 from pipeline.tokenizer.vocab import Vocab, VocabConfig
 from tests.helpers import REPO
 
@@ -146,3 +148,23 @@ def test_the_recipe_reproduces_its_first_checkpoint_and_its_model_bit_for_bit(
         (a / "model/samples" / s).read_text() == (b / "model/samples" / s).read_text()
         for s in samples
     )
+
+
+def test_the_shipped_model_reads_the_current_vocabulary() -> None:
+    """Change the vocabulary (params.yaml `vocab`) and this fails: retrain with the recipe."""
+    shipped = REPO / "models/gnm-small"
+    vocab = Vocab(load_params(REPO / "params.yaml").vocab)
+    loaded = resolve_model(shipped, vocab)
+    assert loaded.config.n_composers == len(vocab.config.composers)
+    assert restart_adapters(loaded).weights.keys() == loaded.weights.keys()
+    size = sum(p.stat().st_size for p in shipped.rglob("*") if p.is_file())
+    assert size <= 20 * 2**20, f"models/gnm-small is {size / 2**20:.1f} MiB (the limit is 20)"
+    meta = json.loads((shipped / "meta.json").read_text())
+    assert [s["mode"] for s in meta["stages"]] == ["pretrain", "adapters"]
+    assert meta["recipe"]["command"].startswith(
+        "bash recipes/gnm-small.sh (RUNS=out/runs/gnm-small"
+    )
+    tokenizer = Tokenizer(vocab)
+    for sample in sorted((shipped / "samples").glob("*.json")):
+        body = json.loads(sample.read_text())
+        assert len(tokenizer.decode_full(body["ids"], strict=True).score.bars) == 32, sample
