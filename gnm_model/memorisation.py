@@ -96,7 +96,12 @@ class TrainingIndex:
         return self._sets[n]
 
     def _shares(self, body: np.ndarray, n: int) -> bool:
-        return bool(np.isin(_hashes(body + 1, n), self._ngram_set(n)).any())
+        known = self._ngram_set(n)  # sorted and unique: a binary search per n-gram of the body
+        hashes = _hashes(body + 1, n)
+        if known.size == 0 or hashes.size == 0:
+            return False
+        at = np.minimum(np.searchsorted(known, hashes), known.size - 1)
+        return bool((known[at] == hashes).any())
 
     def longest_ngram(self, ids: Sequence[int]) -> int:
         """Length of the longest n-gram of the body of `ids` found in the training bodies.
