@@ -31,7 +31,7 @@ from pipeline.io.atomic import sha256_file
 from pipeline.io.shards import open_shards
 from pipeline.params import load_params
 from pipeline.tokenizer import Tokenizer
-from pipeline.tokenizer.vocab import Vocab, VocabConfig
+from pipeline.tokenizer.vocab import DEFAULT_COMPOSERS, Vocab, VocabConfig
 from tests.helpers import REPO
 
 SHORT = TrainConfig(steps=6, batch_size=4, lr=3e-3, warmup=2, eval_every=3, checkpoint_every=3)
@@ -118,6 +118,19 @@ def test_generate_and_finetune_take_a_released_model(
     first = json.loads((tmp_path / "ft/log.jsonl").read_text().splitlines()[0])
     original = json.loads((tiny_release["ft"] / "log.jsonl").read_text().splitlines()[0])
     assert first == original  # the same starting point as the recipe's adapter run: step 0 loss
+
+
+def test_the_quickstart_fine_tunes_over_a_released_backbone_and_samples_each_composer(
+    tiny_release: dict[str, Path], quick_shards: Path, tmp_path: Path
+) -> None:
+    from gnm_model.quickstart import adapt, sample_each
+
+    shards = open_shards(quick_shards)
+    summary = adapt(tiny_release["model"], shards, tmp_path / "run", 20.0, 4, 0, lambda line: None)
+    assert summary["steps"] >= 10 and summary["final_valid_loss"] > 0
+    written = sample_each(tmp_path / "run", shards, tmp_path / "samples", 2, 0)
+    assert len(written) == len(DEFAULT_COMPOSERS)
+    assert {p.stem for p in (tmp_path / "samples").glob("*.mid")} == set(DEFAULT_COMPOSERS)
 
 
 def _recipe(root: Path, shards: Path) -> Path:
