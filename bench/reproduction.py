@@ -47,7 +47,6 @@ sys.path.insert(0, str(ROOT))
 from gnm_model import metrics as M  # noqa: E402
 from gnm_model.data import TokenSplit, evaluation_batches  # noqa: E402
 from gnm_model.generate import SampleConfig, Sampler  # noqa: E402
-from gnm_model.release import resolve_model, restart_adapters  # noqa: E402
 from gnm_model.report import (  # noqa: E402
     Fitted,
     bar_segments,
@@ -55,6 +54,7 @@ from gnm_model.report import (  # noqa: E402
     load_samples,
     reference_metrics,
 )
+from gnm_model.sampling import load_model, write_sample  # noqa: E402
 from gnm_model.train import evaluate  # noqa: E402
 from gnm_model.transformer import GnMTransformer  # noqa: E402
 from pipeline.errors import GnmError  # noqa: E402
@@ -70,15 +70,6 @@ FLAG_BARS = 4  # a sample sharing more bars than this with one training piece is
 
 def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
-
-
-def load_model(path: Path, shards: ShardSet, pretrained: bool = False) -> GnMTransformer:
-    loaded = resolve_model(path, shards.vocab)
-    if pretrained:
-        loaded = restart_adapters(loaded)
-    model = GnMTransformer(loaded.config.for_vocab(shards.vocab))
-    model.load_state_dict(dict(loaded.weights))
-    return model.eval()
 
 
 def composer_losses(
@@ -104,13 +95,10 @@ def write_samples(
     """Samples 0..n-1 of `composer` as token JSON files; sample i is drawn with seed i."""
     sampler = Sampler(model, shards.vocab)
     cfg = SampleConfig(bars=bars, temperature=SAMPLING.temperature, top_p=SAMPLING.top_p)
-    folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        path = folder / f"{composer or 'None'}-{i:03d}.json"
-        if path.is_file():
-            continue
-        ids = sampler.sample(composer, cfg, torch.Generator().manual_seed(i))
-        path.write_text(json.dumps({"composer": composer, "seed": i, "ids": ids}) + "\n")
+        stem = folder / f"{composer or 'None'}-{i:03d}"
+        if not stem.with_suffix(".json").is_file():
+            write_sample(sampler, composer, cfg, i, stem, scores=False)
 
 
 def write_real(shards: ShardSet, composers: list[str], n: int, bars: int, folder: Path) -> None:
@@ -188,7 +176,7 @@ def evaluate_folder(args: argparse.Namespace, shards: ShardSet, folder: Path, ou
 
 def model_row(args: argparse.Namespace, name: str, path: Path, shards: ShardSet) -> dict[str, Any]:
     work = args.work / slug(name)
-    model = load_model(path, shards)
+    model = load_model(path, shards.vocab)
     started = time.perf_counter()
     losses = composer_losses(model, shards, args.composers)
     print(f"{name}: valid loss per composer {losses}", flush=True)
@@ -221,7 +209,7 @@ def real_row(args: argparse.Namespace, shards: ShardSet) -> dict[str, Any]:
 def backbone_row(args: argparse.Namespace, shards: ShardSet) -> dict[str, Any]:
     """Composer_None samples of the pre-trained model against the folk genre's real pieces."""
     work = args.work / "backbone"
-    model = load_model(args.backbone, shards, pretrained=True)
+    model = load_model(args.backbone, shards.vocab, pretrained=True)
     write_samples(model, shards, None, args.samples, args.bars, work / "samples")
     tokenizer = Tokenizer(shards.vocab)
     generated = []

@@ -244,21 +244,6 @@ def export_model(runs: tuple[str, ...], out_dir: Path, name: str | None, command
 main.add_command(train)
 
 
-def load_run_model(run: Path, device: str | None = None) -> tuple[Any, Any]:
-    """The model behind --run (a run's latest checkpoint or a released model) and its vocabulary."""
-    import torch
-
-    from gnm_model import checkpoint as ckpt
-    from gnm_model.release import resolve_model
-    from gnm_model.transformer import GnMTransformer
-
-    vocab = ckpt.run_vocab(run)
-    loaded = resolve_model(run, vocab)
-    net = GnMTransformer(loaded.config.for_vocab(vocab))
-    net.load_state_dict(dict(loaded.weights))
-    return net.to(torch.device(device or "cpu")).eval(), vocab
-
-
 @click.command()
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="A training run, or a released model folder (models/gnm-small).")  # fmt: skip
 @click.option("--composer", default=None, help="Composer to condition on (default: None).")
@@ -290,15 +275,14 @@ def generate(
     Example:
       gnm generate --run runs/ft --composer Mozart --bars 16 --n 4 --seed 1 --out samples/
     """
-    import torch
-
+    from gnm_model import checkpoint as ckpt
     from gnm_model.generate import SampleConfig, Sampler
+    from gnm_model.sampling import load_model, write_sample
     from pipeline.cli.common import tracked
     from pipeline.tokenizer import Tokenizer
-    from pipeline.writers import write_score
 
-    net, vocab = load_run_model(run_dir, device)
-    sampler = Sampler(net, vocab)
+    vocab = ckpt.run_vocab(run_dir)
+    sampler = Sampler(load_model(run_dir, vocab, device), vocab)
     sampler.composer_row(composer)  # unknown composer: fail before any work
     try:
         cfg = SampleConfig(bars=bars, temperature=temperature, top_k=top_k, top_p=top_p)
@@ -310,20 +294,11 @@ def generate(
         limits = cli_limits(load_params(params_path), timeout_s, memory_mb)
         job = partial(_prompt_ids, tokenizer=tokenizer, composer=composer)
         prompt_ids = run_limited(job, prompt, limits, prompt)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for i in tracked(range(count), "sampling"):  # sample i: seed + i, reproducible on its own
-        ids = sampler.sample(composer, cfg, torch.Generator().manual_seed(seed + i), prompt_ids)
-        score = tokenizer.decode_full(ids, strict=True, score_id=f"sample-{i:03d}").score
-        stem = out_dir / f"{composer or 'None'}-{seed}-{i:03d}"
-        body = {"composer": composer, "seed": seed + i, "index": i, "bars": len(score.bars), "notes": len(score.notes),
-                "ids": ids, "tokens": tokenizer.to_strings(ids), "vocab_hash": vocab.hash,
-                "sampling": {"temperature": temperature, "top_k": top_k, "top_p": top_p}}  # fmt: skip
-        stem.with_suffix(".json").write_text(json.dumps(body) + "\n")
-        write_score(score, stem.with_suffix(".mid"))
-        write_score(score, stem.with_suffix(".musicxml"))
-        written.append({"json": str(stem.with_suffix(".json")), "midi": str(stem.with_suffix(".mid")),
-                        "musicxml": str(stem.with_suffix(".musicxml")), "bars": len(score.bars), "notes": len(score.notes)})  # fmt: skip
+    written = [
+        write_sample(sampler, composer, cfg, seed + i, out_dir / f"{composer or 'None'}-{seed}-{i:03d}",
+                     prompt=prompt_ids, extra={"index": i}).as_dict()
+        for i in tracked(range(count), "sampling")  # sample i: seed + i, reproducible on its own
+    ]  # fmt: skip
     if as_json:
         click.echo(json.dumps(written, indent=1))
         return

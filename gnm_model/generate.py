@@ -3,8 +3,9 @@
 At every step the tokenizer's grammar gives the ids allowed next (bars open with a supported
 meter, positions stay inside the bar and increase, pitches descend within a position, durations
 are vocabulary tokens); every other logit is masked, so every sample decodes. After `bars` bars
-the `Bar` token is masked and `EOS` ends the piece (before that, `EOS` is masked: a sample has
-exactly `bars` bars); past `max_tokens` only `EOS` is kept as soon as the grammar allows it. When a sequence reaches the model's context, it is re-windowed to
+the `Bar` token is masked and `EOS` takes its probability, so the piece ends where the model
+would open another bar rather than piling notes into the last one (before that, `EOS` is masked:
+a sample has exactly `bars` bars); past `max_tokens` only `EOS` is kept as soon as the grammar allows it. When a sequence reaches the model's context, it is re-windowed to
 its prefix (`Composer`, `Tempo`, `BOS`) plus its most recent bars, and the cache is rebuilt.
 """
 
@@ -131,8 +132,11 @@ class Sampler:
                 if len(window) > context:
                     window = self._window(window)
                 logits, _ = self.model(torch.tensor([window], device=self.device), row)
+            scores = logits[0, -1].float().cpu()
+            if bars >= cfg.bars:  # the piece ends where the model would open another bar
+                scores[self.eos] = torch.logaddexp(scores[self.eos], scores[self.bar])
             mask = self._allowed_mask(state, bars, len(ids), cfg)
-            scores = logits[0, -1].float().cpu().masked_fill(~mask, float("-inf"))
+            scores = scores.masked_fill(~mask, float("-inf"))
             probs = torch.softmax(_filter(scores, cfg), dim=-1)
             token = int(torch.multinomial(probs, 1, generator=generator))
             state = self.grammar.step(state, token)

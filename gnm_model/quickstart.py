@@ -93,34 +93,17 @@ def adapt(
 
 
 def sample_each(run: Path, shards: Any, samples: Path, bars: int, seed: int) -> list[str]:
-    """One piece per composer from the run's latest checkpoint; a line per written piece."""
-    import torch
-
-    from gnm_model import checkpoint as ckpt
+    """One piece per composer, each drawn with `seed`, from the run's latest checkpoint."""
     from gnm_model.generate import SampleConfig, Sampler
-    from gnm_model.transformer import GnMTransformer
-    from pipeline.tokenizer import Tokenizer
-    from pipeline.writers import write_score
+    from gnm_model.sampling import load_model, write_sample
 
-    loaded = ckpt.load(ckpt.latest(run), shards.vocab)
-    model = GnMTransformer(loaded.config.for_vocab(shards.vocab))
-    model.load_state_dict(dict(loaded.weights))
-    sampler = Sampler(model, shards.vocab)
-    tokenizer = Tokenizer(shards.vocab)
-    samples.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator().manual_seed(seed)
+    sampler = Sampler(load_model(run, shards.vocab), shards.vocab)
+    cfg = SampleConfig(bars=bars, temperature=0.9, top_p=0.95)
     written = []
     for composer in COMPOSERS:
-        ids = sampler.sample(
-            composer, SampleConfig(bars=bars, temperature=0.9, top_p=0.95), generator
-        )
-        score = tokenizer.decode_full(ids, strict=True, score_id=composer).score
-        stem = samples / composer
-        stem.with_suffix(".json").write_text(json.dumps({"composer": composer, "ids": ids, "tokens": tokenizer.to_strings(ids)}) + "\n")  # fmt: skip
-        write_score(score, stem.with_suffix(".mid"))
-        write_score(score, stem.with_suffix(".musicxml"))
+        w = write_sample(sampler, composer, cfg, seed, samples / composer)
         written.append(
-            f"{stem}.mid / .musicxml / .json ({len(score.bars)} bars, {len(score.notes)} notes)"
+            f"{samples / composer}.mid / .musicxml / .json ({w.bars} bars, {w.notes} notes)"
         )
     return written
 

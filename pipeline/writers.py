@@ -2,8 +2,9 @@
 
 Both writers keep every note's onset, pitch and duration and every bar, so that reading the file
 back gives the same notes and bars (tested). MIDI writes a short bar (a pickup) as a time
-signature of its own length; MusicXML needs full bars (it refuses others) and non-overlapping
-voices: notes are laid greedily into as few parts as possible, each a sequence of chords. A
+signature of its own length; MusicXML needs full bars (it refuses others) and is a piano score on
+one grand staff, each staff's notes laid greedily into as few voices as possible, each a sequence
+of chords. A
 file is written under a temporary name and renamed when complete.
 """
 
@@ -13,6 +14,7 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import GnmError
 from pipeline.io.atomic import atomic_path
@@ -20,6 +22,7 @@ from pipeline.score import Bar, Meter, Note, Score
 
 MIDI_TICKS_PER_BEAT = 480
 WRITABLE_EXTENSIONS = (".mid", ".midi", ".musicxml", ".xml", ".mxl")
+STAFF_SPLIT = 60  # middle C: from here up on the treble staff of the grand staff
 
 
 def write_score(score: Score, path: str | Path) -> Path:
@@ -86,13 +89,17 @@ def write_midi(score: Score, path: str | Path) -> None:
 
 
 def write_musicxml(score: Score, path: str | Path) -> None:
-    """Write MusicXML (compressed for .mxl) through music21, one part per voice layer.
+    """Write MusicXML (compressed for .mxl) through music21 as a piano score on one grand staff.
+
+    Notes from middle C up go on the treble staff, the others on the bass staff; each staff's
+    notes are laid into as few voices as possible, each a sequence of chords. (The token
+    representation has no instruments, so a decoded score is one keyboard part.)
 
     Every bar must be a full bar of its meter (what decoding and meter normalisation give);
     a pickup or short bar is refused rather than silently written as a full bar: write MIDI, or
     normalise the meters first.
     """
-    from music21 import chord, instrument, metadata, meter, note, stream, tempo
+    from music21 import clef, layout, metadata, stream
 
     short = next((i for i, b in enumerate(score.bars) if not b.complete), None)
     if short is not None:
@@ -106,37 +113,54 @@ def write_musicxml(score: Score, path: str | Path) -> None:
     out.metadata = metadata.Metadata(
         title=score.meta.title or score.meta.id, composer=score.meta.composer or ""
     )
-    layers = _voice_layers(score.notes)
-    for index, layer in enumerate(layers or [[]]):
-        part = stream.Part(id=f"P{index + 1}")
-        part.insert(0, instrument.Piano())
-        previous = None
-        for bar in score.bars:
-            if bar.meter != previous:
-                part.insert(_offset(bar.start), meter.TimeSignature(str(bar.meter)))
-                previous = bar.meter
-        if index == 0:
-            for change in score.tempos:
-                part.insert(_offset(change.onset), tempo.MetronomeMark(number=round(change.bpm, 2)))
-        for onset, duration, pitches in layer:
-            element = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(sorted(pitches))
-            element.duration.quarterLength = _offset(duration)
-            part.insert(_offset(onset), element)
-        # Rests fill the gaps so that every measure is complete.
-        end = _offset(score.bars[-1].end) if score.bars else 0
-        filled = part.makeRests(
-            fillGaps=True,
-            inPlace=False,
-            timeRangeFromBarDuration=False,
-            refStreamOrTimeRange=[0, end],
-        )
-        out.insert(0, filled)
+    upper = [n for n in score.notes if n.pitch >= STAFF_SPLIT]
+    lower = [n for n in score.notes if n.pitch < STAFF_SPLIT]
+    staves = [
+        _staff(score, upper, clef.TrebleClef(), "P1-Staff1", tempos=True),
+        _staff(score, lower, clef.BassClef(), "P1-Staff2", tempos=False),
+    ]
+    for staff in staves:
+        out.insert(0, staff)
+    out.insert(0, layout.StaffGroup(staves, name="Piano", symbol="brace", barTogether=True))
     try:
         out.makeNotation(inPlace=True)
         with atomic_path(Path(path)) as partial:
             out.write("musicxml", fp=str(partial))
     except Exception as exc:  # music21's exporter raises assorted types on odd rhythms
         raise GnmError(f"{path}: music21 could not write MusicXML: {exc}") from exc
+
+
+def _staff(score: Score, notes: Sequence[Note], staff_clef: Any, ident: str, tempos: bool) -> Any:
+    """One staff of the grand staff: its clef, the meters, and its notes as voices of chords."""
+    from music21 import chord, instrument, meter, note, stream, tempo
+
+    staff = stream.PartStaff(id=ident)
+    staff.insert(0, instrument.Piano())
+    staff.insert(0, staff_clef)
+    previous = None
+    for bar in score.bars:
+        if bar.meter != previous:
+            staff.insert(_offset(bar.start), meter.TimeSignature(str(bar.meter)))
+            previous = bar.meter
+    if tempos:
+        for change in score.tempos:
+            staff.insert(_offset(change.onset), tempo.MetronomeMark(number=round(change.bpm, 2)))
+    end = _offset(score.bars[-1].end) if score.bars else 0
+    for number, layer in enumerate(_voice_layers(notes) or [[]], start=1):
+        voice = stream.Voice(id=str(number))
+        for onset, duration, pitches in layer:
+            element = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(sorted(pitches))
+            element.duration.quarterLength = _offset(duration)
+            voice.insert(_offset(onset), element)
+        # Rests fill the gaps so that every measure of every voice is complete.
+        voice.makeRests(
+            fillGaps=True,
+            inPlace=True,
+            timeRangeFromBarDuration=False,
+            refStreamOrTimeRange=[0, end],
+        )
+        staff.insert(0, voice)
+    return staff
 
 
 def _signature_of_length(bar: Bar) -> Meter:

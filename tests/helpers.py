@@ -78,3 +78,19 @@ def quick_profile() -> str:
     from pipeline.params import load_params
 
     return json.dumps(dict(load_params(REPO / "params.yaml").profile("quick").corpora))
+
+
+def untrained_run(folder: Path) -> Path:
+    """A run folder (`folder/run`) holding an untrained tiny model's checkpoint."""
+    from gnm_model import checkpoint as ckpt
+    from gnm_model.config import preset
+    from gnm_model.transformer import GnMTransformer
+    from pipeline.tokenizer import Vocab, VocabConfig
+
+    vocab = Vocab(VocabConfig())
+    run = folder / "run"
+    run.mkdir()
+    vocab.save(run / "vocab.json")
+    model = GnMTransformer(preset("tiny").for_vocab(vocab))
+    ckpt.save(run, 1, model, None, vocab, {"config": model.cfg.to_json()})
+    return run

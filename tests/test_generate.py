@@ -7,7 +7,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from gnm_model import checkpoint as ckpt
 from gnm_model.cli import main
 from gnm_model.config import preset
 from gnm_model.generate import SampleConfig, Sampler
@@ -15,7 +14,7 @@ from gnm_model.transformer import GnMTransformer
 from pipeline.errors import GnmError
 from pipeline.readers import read_scores
 from pipeline.tokenizer import Tokenizer, Vocab, VocabConfig
-from tests.helpers import m21_path
+from tests.helpers import m21_path, untrained_run
 from tests.hostile import abc_megabyte_line
 
 VOCAB = Vocab(VocabConfig())
@@ -55,19 +54,33 @@ def test_sampling_with_a_seed_is_reproducible_and_longer_than_the_context(
     assert Tokenizer(VOCAB).grammar.validate(nocache) == []
 
 
+class _WantsBars(torch.nn.Module):
+    """A model that puts almost all its probability on `Bar` whenever the grammar allows one."""
+
+    def __init__(self, inner: GnMTransformer, bonus: float) -> None:
+        super().__init__()
+        self.inner, self.cfg, self.bonus = inner, inner.cfg, bonus
+
+    def forward(self, x: torch.Tensor, row: torch.Tensor, cache: object = None) -> object:
+        logits, cache = self.inner(x, row, cache)
+        logits[..., VOCAB.index["Bar"]] += self.bonus
+        return logits, cache
+
+
+def test_the_last_bar_ends_where_the_model_would_open_another(untrained: Sampler) -> None:
+    """At the bar limit `EOS` takes `Bar`'s probability: nothing is piled into the last bar."""
+    sampler = Sampler(_WantsBars(untrained.model, 60.0), VOCAB)  # type: ignore[arg-type]
+    for seed in range(5):
+        ids = sampler.sample("Bach", SampleConfig(bars=3), torch.Generator().manual_seed(seed))
+        strings = Tokenizer(VOCAB).to_strings(ids)
+        bar = max(i for i, t in enumerate(strings) if t == "Bar")
+        assert strings.count("Bar") == 3 and strings[bar + 1].startswith("TS_")
+        assert strings[bar + 2 :] == ["EOS"]  # the empty last bar is closed at once
+
+
 def test_an_unknown_composer_is_refused(untrained: Sampler) -> None:
     with pytest.raises(GnmError, match="unknown composer 'Liszt'"):
         untrained.sample("Liszt", SampleConfig(), torch.Generator())
-
-
-def untrained_run(folder: Path) -> Path:
-    """A run folder holding an untrained tiny model's checkpoint."""
-    run = folder / "run"
-    run.mkdir()
-    VOCAB.save(run / "vocab.json")
-    model = GnMTransformer(preset("tiny").for_vocab(VOCAB))
-    ckpt.save(run, 1, model, None, VOCAB, {"config": model.cfg.to_json()})
-    return run
 
 
 @pytest.mark.corpus

@@ -55,3 +55,16 @@ def test_musicxml_refuses_short_bars_but_keeps_unisons(tmp_path: Path) -> None:
     assert len(set(normalised.note_keys())) < len(normalised.notes)  # alto and tenor in unison
     (back,) = read_scores(write_score(normalised, tmp_path / "n.musicxml"))
     assert back.note_keys() == normalised.note_keys()
+
+
+def test_musicxml_is_a_piano_score_on_one_grand_staff(tmp_path: Path, tokenizer: Tokenizer) -> None:
+    """A four-voice chorale is engraved as one part: treble and bass staves, several voices each."""
+    decoded = tokenizer.decode(
+        tokenize_score(read_one(m21_path("bach/bwv66.6.mxl")), tokenizer).ids
+    )
+    text = write_score(decoded, tmp_path / "chorale.musicxml").read_text()
+    assert text.count("<part id=") == 1 and "<staves>2</staves>" in text
+    assert "<sign>G</sign>" in text and "<sign>F</sign>" in text
+    assert "<voice>2</voice>" in text
+    (back,) = read_scores(tmp_path / "chorale.musicxml")
+    assert back.note_keys() == decoded.note_keys()
