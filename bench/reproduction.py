@@ -302,6 +302,7 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=32)
     parser.add_argument("--render", type=int, default=0)
     parser.add_argument("--redo", action="store_true", help="Recompute the named rows.")
+    parser.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="Torch threads (1 beside a training run: two busy-waiting thread pools on 2 cores slow both many times).")  # fmt: skip
     parser.add_argument("--work", type=Path, default=ROOT / "out/reproduction")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/reproduction.json")
     parser.add_argument("--markdown", action="store_true", help="Print --out as a table; compute nothing.")  # fmt: skip
@@ -311,7 +312,7 @@ def main() -> None:
         return
     args.composers = [c.strip() for c in args.composers.split(",") if c.strip()]
     args.fitted = Fitted()  # the classifier and the training index, fitted once for every row
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(args.threads)
     shards = open_shards(args.shards)
     result = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": {}}
     settings = {"samples": args.samples, "bars": args.bars, "temperature": SAMPLING.temperature,

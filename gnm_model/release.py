@@ -62,7 +62,7 @@ def _valid_losses(run: Path) -> list[tuple[int, float]]:
 
 def _stage(name: str, run: Path) -> dict[str, Any]:
     setup = json.loads((run / "run.json").read_text())
-    latest = ckpt.load(ckpt.latest(run))
+    latest = ckpt.read_meta(ckpt.latest(run), ckpt.FORMAT, "a checkpoint folder")  # tensors: export
     losses = _valid_losses(run)
     return {
         "name": name,
@@ -71,8 +71,8 @@ def _stage(name: str, run: Path) -> dict[str, Any]:
         "composers": setup["composers"],
         "train": setup["train"],
         "from": setup.get("from"),
-        "steps": latest.step,
-        "checkpoint_sha256": dict(latest.meta["sha256"]),
+        "steps": int(latest["step"]),
+        "checkpoint_sha256": dict(latest["sha256"]),
         "valid_loss": [[s, round(v, 5)] for s, v in losses],
     }
 

@@ -66,5 +66,5 @@ Made by \`bash recipes/gnm-small.sh\` right after the export, for each composer:
 Sample i is drawn with seed i; each has tokens (.json), MIDI and MusicXML. They are the first
 four samples per composer of the reproduction table's GnM row (bench/reproduction.py draws the
 same seeds with the same settings). Render one with \`gnm render <file>.mid\` (WAV and the
-engraved first page); docs/model.md says what they sound like.
+engraved first page); docs/model.md describes what they look and sound like.
 EOF
