@@ -174,11 +174,16 @@ def evaluate_folder(args: argparse.Namespace, shards: ShardSet, folder: Path, ou
                             reference_bars=args.bars, fitted=args.fitted)  # fmt: skip
 
 
-def model_row(args: argparse.Namespace, name: str, path: Path, shards: ShardSet) -> dict[str, Any]:
+def model_row(
+    args: argparse.Namespace, name: str, path: Path, shards: ShardSet, old: dict[str, Any] | None
+) -> dict[str, Any]:
     work = args.work / slug(name)
     model = load_model(path, shards.vocab)
     started = time.perf_counter()
-    losses = composer_losses(model, shards, args.composers)
+    if args.keep_losses and old and old.get("source") == str(path) and old.get("valid_loss"):
+        losses = {c: math.nan if v is None else v for c, v in old["valid_loss"].items()}
+    else:
+        losses = composer_losses(model, shards, args.composers)
     print(f"{name}: valid loss per composer {losses}", flush=True)
     for c in args.composers:
         write_samples(model, shards, c, args.samples, args.bars, work / "samples")
@@ -302,6 +307,7 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=32)
     parser.add_argument("--render", type=int, default=0)
     parser.add_argument("--redo", action="store_true", help="Recompute the named rows.")
+    parser.add_argument("--keep-losses", action="store_true", help="With --redo: keep a model row's validation losses (they do not depend on the evaluation).")  # fmt: skip
     parser.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="Torch threads (1 beside a training run: two busy-waiting thread pools on 2 cores slow both many times).")  # fmt: skip
     parser.add_argument("--work", type=Path, default=ROOT / "out/reproduction")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/reproduction.json")
@@ -325,7 +331,8 @@ def main() -> None:
     todo: list[tuple[str, Any]] = []
     for item in args.row:
         name, _, path = item.partition("=")
-        todo.append((name, lambda n=name, p=Path(path): model_row(args, n, p, shards)))
+        old = result["rows"].get(name)
+        todo.append((name, lambda n=name, p=Path(path), o=old: model_row(args, n, p, shards, o)))
     if args.real:
         todo.append(("Real (valid-split segments)", lambda: real_row(args, shards)))
     if args.backbone is not None:

@@ -262,16 +262,39 @@ def all_metrics(score: Score) -> dict[str, float]:
     }
 
 
-def overlapping_area(a: Sequence[float], b: Sequence[float], bins: int = 50) -> float:
-    """Overlap of two value distributions (Yang & Lerch 2018), from normalised histograms on a
-    shared range: 1 for identical distributions, 0 for disjoint ones. NaN values are ignored."""
-    x = np.asarray([v for v in a if not math.isnan(v)])
-    y = np.asarray([v for v in b if not math.isnan(v)])
+def overlapping_area(a: Sequence[float], b: Sequence[float], grid: int = 1024) -> float:
+    """Overlap of two value distributions (Yang & Lerch 2018): the area under the smaller of their
+    Gaussian kernel density estimates. 1 for identical distributions, 0 for disjoint ones; NaN
+    values are ignored.
+
+    Kernel densities rather than histograms: with the tens of values per composer an evaluation
+    has, a 50-bin histogram scatters two draws of one distribution into different bins, and real
+    pieces compared with other real pieces of the same composer scored only 0.2-0.45.
+    """
+    x = np.asarray([v for v in a if not math.isnan(v)], dtype=np.float64)
+    y = np.asarray([v for v in b if not math.isnan(v)], dtype=np.float64)
     if x.size == 0 or y.size == 0:
         return math.nan
     low, high = min(x.min(), y.min()), max(x.max(), y.max())
     if high == low:
         return 1.0
-    hx, edges = np.histogram(x, bins=bins, range=(low, high))
-    hy, _ = np.histogram(y, bins=edges)
-    return float(np.minimum(hx / x.size, hy / y.size).sum())
+    hx, hy = _bandwidth(x, high - low), _bandwidth(y, high - low)
+    points = np.linspace(low - 4 * max(hx, hy), high + 4 * max(hx, hy), grid)
+    overlap = np.minimum(_density(x, hx, points), _density(y, hy, points))
+    return float(min(1.0, np.sum((overlap[1:] + overlap[:-1]) / 2 * np.diff(points))))
+
+
+def _bandwidth(values: np.ndarray, span: float) -> float:
+    """Silverman's rule of thumb; a thousandth of the pooled range for a constant set."""
+    spread = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    quartiles = np.subtract(*np.percentile(values, [75, 25])) / 1.34
+    if quartiles > 0:
+        spread = min(spread, float(quartiles))
+    return max(0.9 * spread * values.size**-0.2, 1e-3 * span)
+
+
+def _density(values: np.ndarray, bandwidth: float, points: np.ndarray) -> np.ndarray:
+    z = (points[:, None] - values[None, :]) / bandwidth
+    return np.asarray(
+        np.exp(-0.5 * z * z).sum(axis=1) / (values.size * bandwidth * math.sqrt(2 * math.pi))
+    )
