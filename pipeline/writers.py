@@ -159,6 +159,9 @@ def _staff(score: Score, notes: Sequence[Note], staff_clef: Any, ident: str, tem
             timeRangeFromBarDuration=False,
             refStreamOrTimeRange=[0, end],
         )
+        if number > 1:  # an inner voice's rests are not printed: they only clutter the staff
+            for rest in voice.getElementsByClass(note.Rest):
+                rest.style.hideObjectOnPrint = True
         staff.insert(0, voice)
     return staff
 
