@@ -92,7 +92,8 @@ def write_musicxml(score: Score, path: str | Path) -> None:
     """Write MusicXML (compressed for .mxl) through music21 as a piano score on one grand staff.
 
     Notes from middle C up go on the treble staff, the others on the bass staff; each staff's
-    notes are laid into as few voices as possible, each a sequence of chords. (The token
+    notes are laid into as few voices as possible, each a sequence of chords. The key signature
+    is the best-fitting key of the notes (`key_signature`), black keys spelled to match. (The token
     representation has no instruments, so a decoded score is one keyboard part.)
 
     Every bar must be a full bar of its meter (what decoding and meter normalisation give);
@@ -115,9 +116,10 @@ def write_musicxml(score: Score, path: str | Path) -> None:
     )
     upper = [n for n in score.notes if n.pitch >= STAFF_SPLIT]
     lower = [n for n in score.notes if n.pitch < STAFF_SPLIT]
+    sharps = key_signature(score.notes)
     staves = [
-        _staff(score, upper, clef.TrebleClef(), "P1-Staff1", tempos=True),
-        _staff(score, lower, clef.BassClef(), "P1-Staff2", tempos=False),
+        _staff(score, upper, clef.TrebleClef(), "P1-Staff1", sharps, tempos=True),
+        _staff(score, lower, clef.BassClef(), "P1-Staff2", sharps, tempos=False),
     ]
     for staff in staves:
         out.insert(0, staff)
@@ -130,13 +132,17 @@ def write_musicxml(score: Score, path: str | Path) -> None:
         raise GnmError(f"{path}: music21 could not write MusicXML: {exc}") from exc
 
 
-def _staff(score: Score, notes: Sequence[Note], staff_clef: Any, ident: str, tempos: bool) -> Any:
-    """One staff of the grand staff: its clef, the meters, and its notes as voices of chords."""
-    from music21 import chord, instrument, meter, note, stream, tempo
+def _staff(
+    score: Score, notes: Sequence[Note], staff_clef: Any, ident: str, sharps: int, tempos: bool
+) -> Any:
+    """One staff of the grand staff: its clef, key signature (`sharps`; black keys spelled to
+    match), the meters, and its notes as voices of chords."""
+    from music21 import chord, instrument, key, meter, note, stream, tempo
 
     staff = stream.PartStaff(id=ident)
     staff.insert(0, instrument.Piano())
     staff.insert(0, staff_clef)
+    staff.insert(0, key.KeySignature(sharps))
     previous = None
     for bar in score.bars:
         if bar.meter != previous:
@@ -149,7 +155,8 @@ def _staff(score: Score, notes: Sequence[Note], staff_clef: Any, ident: str, tem
     for number, layer in enumerate(_voice_layers(notes) or [[]], start=1):
         voice = stream.Voice(id=str(number))
         for onset, duration, pitches in layer:
-            element = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(sorted(pitches))
+            spelled = [_spelled(p, sharps < 0) for p in sorted(pitches)]
+            element = note.Note(spelled[0]) if len(spelled) == 1 else chord.Chord(spelled)
             element.duration.quarterLength = _offset(duration)
             voice.insert(_offset(onset), element)
         # Rests fill the gaps so that every measure of every voice is complete.
@@ -164,6 +171,48 @@ def _staff(score: Score, notes: Sequence[Note], staff_clef: Any, ident: str, tem
                 rest.style.hideObjectOnPrint = True
         staff.insert(0, voice)
     return staff
+
+
+# Krumhansl-Kessler key profiles (major, minor), from C.
+_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+_SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_FLAT_NAMES = ("C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B")
+
+
+def key_signature(notes: Sequence[Note]) -> int:
+    """Sharps (> 0) or flats (< 0) of the key that best fits the notes' duration-weighted
+    pitch classes (Krumhansl-Schmuckler); 0 without notes."""
+    weights = [0.0] * 12
+    for n in notes:
+        weights[n.pitch % 12] += float(n.duration)
+    if not any(weights):
+        return 0
+    best, sharps = -2.0, 0
+    for tonic in range(12):
+        for profile, relative_major in ((_MAJOR, tonic), (_MINOR, (tonic + 3) % 12)):
+            rotated = [profile[(pc - tonic) % 12] for pc in range(12)]
+            r = _correlation(weights, rotated)
+            if r > best:
+                fifths = relative_major * 7 % 12
+                best, sharps = r, fifths - 12 if fifths > 6 else fifths
+    return sharps
+
+
+def _correlation(a: Sequence[float], b: Sequence[float]) -> float:
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
+    va = sum((x - ma) ** 2 for x in a)
+    vb = sum((y - mb) ** 2 for y in b)
+    return cov / math.sqrt(va * vb) if va and vb else -1.0
+
+
+def _spelled(midi: int, flats: bool) -> Any:
+    """A music21 pitch for a MIDI number, black keys spelled as flats or as sharps."""
+    from music21 import pitch
+
+    names = _FLAT_NAMES if flats else _SHARP_NAMES
+    return pitch.Pitch(f"{names[midi % 12]}{midi // 12 - 1}")
 
 
 def _signature_of_length(bar: Bar) -> Meter:

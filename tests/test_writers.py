@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -7,9 +8,10 @@ import pytest
 from pipeline.errors import GnmError
 from pipeline.music.meter import normalize_meters
 from pipeline.readers import read_scores
+from pipeline.score import Note
 from pipeline.tokenizer import Tokenizer
 from pipeline.tokenizer.chain import tokenize_score
-from pipeline.writers import write_score
+from pipeline.writers import key_signature, write_score
 from tests.helpers import TEST_DATA, m21_path, read_one
 
 
@@ -68,3 +70,18 @@ def test_musicxml_is_a_piano_score_on_one_grand_staff(tmp_path: Path, tokenizer:
     assert "<voice>2</voice>" in text
     (back,) = read_scores(tmp_path / "chorale.musicxml")
     assert back.note_keys() == decoded.note_keys()
+
+
+def test_the_key_signature_is_the_best_fitting_key_and_black_keys_are_spelled_to_match(
+    tmp_path: Path, tokenizer: Tokenizer
+) -> None:
+    chorale = read_one(m21_path("bach/bwv66.6.mxl"))  # F-sharp minor: three sharps
+    assert key_signature(chorale.notes) == 3
+    scale = [
+        Note(Fraction(i), p, Fraction(1)) for i, p in enumerate((63, 65, 67, 68, 70, 72, 74, 75))
+    ]
+    assert key_signature(scale) == -3  # E-flat major
+    assert key_signature([]) == 0
+    decoded = tokenizer.decode(tokenize_score(chorale, tokenizer).ids)
+    text = write_score(decoded, tmp_path / "chorale.musicxml").read_text()
+    assert "<fifths>3</fifths>" in text and "<alter>-1</alter>" not in text
