@@ -54,7 +54,7 @@ from gnm_model.report import (  # noqa: E402
     load_samples,
     reference_metrics,
 )
-from gnm_model.sampling import load_model, write_sample  # noqa: E402
+from gnm_model.sampling import load_model, with_extension, write_sample  # noqa: E402
 from gnm_model.train import evaluate  # noqa: E402
 from gnm_model.transformer import GnMTransformer  # noqa: E402
 from pipeline.errors import GnmError  # noqa: E402
@@ -97,7 +97,7 @@ def write_samples(
     cfg = SampleConfig(bars=bars, temperature=SAMPLING.temperature, top_p=SAMPLING.top_p)
     for i in range(n):
         stem = folder / f"{composer or 'None'}-{i:03d}"
-        if not stem.with_suffix(".json").is_file():
+        if not with_extension(stem, ".json").is_file():
             write_sample(sampler, composer, cfg, i, stem, scores=False)
 
 

@@ -132,7 +132,7 @@ class Sampler:
                 if len(window) > context:
                     window = self._window(window)
                 logits, _ = self.model(torch.tensor([window], device=self.device), row)
-            scores = logits[0, -1].float().cpu()
+            scores = logits[0, -1].float().cpu().clone()  # edited below: never the model's
             if bars >= cfg.bars:  # the piece ends where the model would open another bar
                 scores[self.eos] = torch.logaddexp(scores[self.eos], scores[self.bar])
             mask = self._allowed_mask(state, bars, len(ids), cfg)

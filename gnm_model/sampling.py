@@ -72,14 +72,17 @@ def write_sample(
         "sampling": {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p},
     }  # fmt: skip
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(body) + "\n")
+    tokens = with_extension(stem, ".json")
+    tokens.write_text(json.dumps(body) + "\n")
     midi = musicxml = None
     if scores:
         from pipeline.writers import write_score
 
-        midi, musicxml = str(stem.with_suffix(".mid")), str(stem.with_suffix(".musicxml"))
-        write_score(score, Path(midi))
-        write_score(score, Path(musicxml))
-    return Written(
-        str(stem.with_suffix(".json")), midi, musicxml, len(score.bars), len(score.notes)
-    )
+        midi = str(write_score(score, with_extension(stem, ".mid")))
+        musicxml = str(write_score(score, with_extension(stem, ".musicxml")))
+    return Written(str(tokens), midi, musicxml, len(score.bars), len(score.notes))
+
+
+def with_extension(stem: Path, extension: str) -> Path:
+    """`stem` + `extension`; unlike `with_suffix`, a dot in the name (`C.P.E.Bach-000`) stays."""
+    return stem.with_name(stem.name + extension)

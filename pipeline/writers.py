@@ -116,15 +116,15 @@ def write_musicxml(score: Score, path: str | Path) -> None:
     )
     upper = [n for n in score.notes if n.pitch >= STAFF_SPLIT]
     lower = [n for n in score.notes if n.pitch < STAFF_SPLIT]
-    sharps = key_signature(score.notes)
-    staves = [
-        _staff(score, upper, clef.TrebleClef(), "P1-Staff1", sharps, tempos=True),
-        _staff(score, lower, clef.BassClef(), "P1-Staff2", sharps, tempos=False),
-    ]
-    for staff in staves:
-        out.insert(0, staff)
-    out.insert(0, layout.StaffGroup(staves, name="Piano", symbol="brace", barTogether=True))
+    key = best_key(score.notes)
     try:
+        staves = [
+            _staff(score, upper, clef.TrebleClef(), "P1-Staff1", key, tempos=True),
+            _staff(score, lower, clef.BassClef(), "P1-Staff2", key, tempos=False),
+        ]
+        for staff in staves:
+            out.insert(0, staff)
+        out.insert(0, layout.StaffGroup(staves, name="Piano", symbol="brace", barTogether=True))
         out.makeNotation(inPlace=True)
         with atomic_path(Path(path)) as partial:
             out.write("musicxml", fp=str(partial))
@@ -133,16 +133,22 @@ def write_musicxml(score: Score, path: str | Path) -> None:
 
 
 def _staff(
-    score: Score, notes: Sequence[Note], staff_clef: Any, ident: str, sharps: int, tempos: bool
+    score: Score,
+    notes: Sequence[Note],
+    staff_clef: Any,
+    ident: str,
+    key: tuple[int, bool],
+    tempos: bool,
 ) -> Any:
-    """One staff of the grand staff: its clef, key signature (`sharps`; black keys spelled to
-    match), the meters, and its notes as voices of chords."""
-    from music21 import chord, instrument, key, meter, note, stream, tempo
+    """One staff of the grand staff: its clef, key signature (`key`: sharps, minor; every pitch
+    spelled in it), the meters, and its notes as voices of chords."""
+    from music21 import chord, instrument, meter, note, stream, tempo
+    from music21 import key as m21key
 
     staff = stream.PartStaff(id=ident)
     staff.insert(0, instrument.Piano())
     staff.insert(0, staff_clef)
-    staff.insert(0, key.KeySignature(sharps))
+    staff.insert(0, m21key.KeySignature(key[0]))
     previous = None
     for bar in score.bars:
         if bar.meter != previous:
@@ -155,7 +161,7 @@ def _staff(
     for number, layer in enumerate(_voice_layers(notes) or [[]], start=1):
         voice = stream.Voice(id=str(number))
         for onset, duration, pitches in layer:
-            spelled = [_spelled(p, sharps < 0) for p in sorted(pitches)]
+            spelled = [_spelled(p, *key) for p in sorted(pitches)]
             element = note.Note(spelled[0]) if len(spelled) == 1 else chord.Chord(spelled)
             element.duration.quarterLength = _offset(duration)
             voice.insert(_offset(onset), element)
@@ -176,27 +182,29 @@ def _staff(
 # Krumhansl-Kessler key profiles (major, minor), from C.
 _MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
 _MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
-_SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-_FLAT_NAMES = ("C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B")
 
 
 def key_signature(notes: Sequence[Note]) -> int:
-    """Sharps (> 0) or flats (< 0) of the key that best fits the notes' duration-weighted
-    pitch classes (Krumhansl-Schmuckler); 0 without notes."""
+    """Sharps (> 0) or flats (< 0) of the key that best fits the notes (see `best_key`)."""
+    return best_key(notes)[0]
+
+
+def best_key(notes: Sequence[Note]) -> tuple[int, bool]:
+    """(sharps or -flats, minor) of the key whose Krumhansl-Kessler profile correlates best with
+    the notes' duration-weighted pitch classes (Krumhansl-Schmuckler); (0, False) without notes."""
     weights = [0.0] * 12
     for n in notes:
         weights[n.pitch % 12] += float(n.duration)
     if not any(weights):
-        return 0
-    best, sharps = -2.0, 0
+        return 0, False
+    best, found = -2.0, (0, False)
     for tonic in range(12):
-        for profile, relative_major in ((_MAJOR, tonic), (_MINOR, (tonic + 3) % 12)):
-            rotated = [profile[(pc - tonic) % 12] for pc in range(12)]
-            r = _correlation(weights, rotated)
+        for profile, minor in ((_MAJOR, False), (_MINOR, True)):
+            r = _correlation(weights, [profile[(pc - tonic) % 12] for pc in range(12)])
             if r > best:
-                fifths = relative_major * 7 % 12
-                best, sharps = r, fifths - 12 if fifths > 6 else fifths
-    return sharps
+                fifths = (tonic + 3 if minor else tonic) * 7 % 12  # of the (relative) major
+                best, found = r, (fifths - 12 if fifths > 6 else fifths, minor)
+    return found
 
 
 def _correlation(a: Sequence[float], b: Sequence[float]) -> float:
@@ -207,12 +215,31 @@ def _correlation(a: Sequence[float], b: Sequence[float]) -> float:
     return cov / math.sqrt(va * vb) if va and vb else -1.0
 
 
-def _spelled(midi: int, flats: bool) -> Any:
-    """A music21 pitch for a MIDI number, black keys spelled as flats or as sharps."""
+def spelling(midi: int, sharps: int, minor: bool) -> tuple[str, int, int]:
+    """(letter, alteration in semitones, octave) of a MIDI pitch in a key.
+
+    Each pitch class takes the name whose place on the circle of fifths lies in the key's window:
+    from 5 fifths below to 6 above the key's own place for a major key, from 3 below to 8 above
+    (the relative major's) for a minor one, so that a minor key's raised sixth and seventh are
+    sharps (C-sharp in D minor, F-sharp in G minor) and C major has B-flat, not A-sharp.
+    """
+    low = sharps - (3 if minor else 5)
+    place = (midi % 12) * 7 % 12  # 7 is its own inverse mod 12: the fifths from C
+    place = place - 12 if place > low + 11 else place
+    place = place + 12 if place < low else place
+    letter = "FCGDAEB"[(place + 1) % 7]
+    alter = (place + 1) // 7
+    return letter, alter, (midi - alter) // 12 - 1
+
+
+def _spelled(midi: int, sharps: int, minor: bool) -> Any:
+    """A music21 pitch for a MIDI number, spelled in the key (any octave, -1 included)."""
     from music21 import pitch
 
-    names = _FLAT_NAMES if flats else _SHARP_NAMES
-    return pitch.Pitch(f"{names[midi % 12]}{midi // 12 - 1}")
+    letter, alter, octave = spelling(midi, sharps, minor)
+    spelled = pitch.Pitch(letter + ("#" * alter if alter > 0 else "-" * -alter))
+    spelled.octave = octave
+    return spelled
 
 
 def _signature_of_length(bar: Bar) -> Meter:

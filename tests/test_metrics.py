@@ -125,6 +125,8 @@ def test_overlapping_area_of_two_small_draws_of_one_distribution_is_high() -> No
     ]
     assert np.mean(same) > 0.75 and np.mean(shifted) < 0.5  # true overlaps: 1.0 and 0.32
     assert all(0.0 <= v <= 1.0 for v in same + shifted)
+    saturated = m.overlapping_area([1.0] * 32, [1.0] * 28 + [0.97] * 4)  # 7/8 of the mass coincides
+    assert saturated > 0.6
 
 
 def test_real_pieces_have_plausible_values() -> None:

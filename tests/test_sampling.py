@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from gnm_model.generate import SampleConfig, Sampler
-from gnm_model.sampling import load_model, write_sample
+from gnm_model.sampling import load_model, with_extension, write_sample
 from pipeline.readers import read_scores
 from pipeline.tokenizer import Vocab, VocabConfig
 from tests.helpers import untrained_run
@@ -43,3 +43,7 @@ def test_the_loaded_model_is_the_checkpoint_in_eval_mode(tmp_path: Path) -> None
     assert not one.training
     for (name, a), (_, b) in zip(one.state_dict().items(), two.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_dot_in_a_sample_name_is_kept(tmp_path: Path) -> None:
+    assert with_extension(tmp_path / "C.P.E.Bach-003", ".json").name == "C.P.E.Bach-003.json"

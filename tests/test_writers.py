@@ -85,3 +85,17 @@ def test_the_key_signature_is_the_best_fitting_key_and_black_keys_are_spelled_to
     decoded = tokenizer.decode(tokenize_score(chorale, tokenizer).ids)
     text = write_score(decoded, tmp_path / "chorale.musicxml").read_text()
     assert "<fifths>3</fifths>" in text and "<alter>-1</alter>" not in text
+
+
+def test_every_pitch_is_spelled_in_the_key_as_a_pitch_of_the_same_number() -> None:
+    from pipeline.writers import _spelled, spelling
+
+    for sharps in range(-5, 7):
+        for minor in (False, True):
+            for midi in range(128):
+                assert _spelled(midi, sharps, minor).midi == midi, (midi, sharps, minor)
+    assert spelling(61, -1, True)[:2] == ("C", 1)  # the leading tone of D minor
+    assert spelling(66, -2, True)[:2] == ("F", 1)  # of G minor
+    assert spelling(70, 0, False)[:2] == ("B", -1)  # B-flat in C major
+    assert spelling(65, 6, False)[:2] == ("E", 1)  # E-sharp in F-sharp major
+    assert spelling(1, 2, False) == ("C", 1, -1)  # octave -1 (MIDI 0-11) is an octave too
